@@ -1,0 +1,131 @@
+//! Start-up and shutdown: builds the parts from a [`Config`], runs them until a signal, and maps the result to
+//! an exit code (0 stopped, 1 `--once` failed, 2 bad configuration).
+
+use std::process::ExitCode;
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::ecr::{self, Ecr};
+use crate::rancher::{self, cattle::Cattle};
+use crate::refresh::Refresher;
+use crate::server;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped by a signal, or `--once` succeeded.
+    Stopped = 0,
+    /// `--once` did not bring every registry up to date.
+    Failed = 1,
+    /// A setting is wrong; nothing can work until it is fixed.
+    BadConfig = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// Runs the daemon (or one refresh with `--once`) until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Exit {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run_until(config, shutdown).await
+}
+
+/// Runs until `shutdown` is cancelled; what [`run`] does, without the signal handling.
+pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
+    let region = match ecr::resolve_region(&config.aws).await {
+        Ok(region) => region,
+        Err(e) => {
+            error!("configuration error: {e}");
+            return Exit::BadConfig;
+        }
+    };
+    let http = match rancher::http_client() {
+        Ok(http) => http,
+        Err(e) => {
+            error!(error = %e, "cannot build the HTTP client for Rancher");
+            return Exit::BadConfig;
+        }
+    };
+    let credentials = config.rancher.credentials.map(|c| (c.access_key, SecretString::from(c.secret_key)));
+    if credentials.is_none() {
+        warn!("CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY are not set: calling Rancher without authentication");
+    }
+    let cattle = Cattle::new(http, config.rancher.endpoint, credentials);
+    let ecr = Ecr::new(region.clone(), config.aws.registry_ids.clone(), config.aws.assume_role.as_ref()).await;
+    let refresher =
+        Refresher { ecr, cattle, auto_create: config.auto_create, schedule: config.schedule, backoff: config.backoff };
+
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        rancher = %refresher.cattle.endpoint(),
+        region = %region,
+        registry_ids = %config.aws.registry_ids.join(","),
+        assume_role = config.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
+        auto_create = config.auto_create,
+        "Starting"
+    );
+
+    if config.once {
+        return tokio::select! {
+            _ = shutdown.cancelled() => Exit::Failed,
+            result = refresher.refresh_once() => match result {
+                Ok(_) => Exit::Stopped,
+                Err(e) => {
+                    error!(error = %e, "Refresh failed");
+                    Exit::Failed
+                }
+            },
+        };
+    }
+
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            error!("configuration error: LISTEN_PORT: cannot listen on {}: {e}", config.listen);
+            return Exit::BadConfig;
+        }
+    };
+    info!(address = %config.listen, "Health endpoint listening (GET /ping)");
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(server::serve(listener, async move { server_shutdown.cancelled().await }));
+
+    refresher.run(&shutdown).await;
+    // The loop ends only on shutdown; give the health server a moment to close its connections.
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
+    info!("Stopped");
+    Exit::Stopped
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let name = wait_for_signal().await;
+    info!(signal = name, "Shutting down");
+    shutdown.cancel();
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}

@@ -1,0 +1,555 @@
+//! Settings: command-line flags with environment fallbacks, checked into a [`Config`].
+//!
+//! All input checking happens here, before any network call. The names of the environment variables are the
+//! ones the Go `rancher-ecr-credentials` used, so swapping the image keeps a deployment working. Every problem is
+//! reported as one [`ConfigError`] line that names the setting and what is wrong with its value.
+//!
+//! Values are taken as plain strings from clap and parsed here, so that an error names the environment variable
+//! a user actually set rather than clap's flag syntax.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::SecretString;
+
+use crate::rancher::endpoint::{Endpoint, EndpointError};
+use crate::schedule::{Backoff, Schedule};
+
+/// Keeps Amazon ECR pull credentials fresh inside Rancher.
+///
+/// Every flag can also be given as the environment variable shown with it; the variables are the ones the Go
+/// rancher-ecr-credentials used, so existing deployments keep working.
+#[derive(Debug, Parser)]
+#[command(name = "rancher-ecr-credentials", version, about, long_about = None, max_term_width = 110)]
+pub struct Cli {
+    /// Rancher API endpoint, e.g. http://rancher:8080/v1, http://rancher:8080/v2-beta/projects/1a5, or a bare
+    /// http://rancher:8080 (treated as /v1). Injected by Rancher 1.x for services with the agent labels.
+    #[arg(long, env = "CATTLE_URL", value_name = "URL")]
+    pub cattle_url: Option<String>,
+
+    /// Rancher API access key (the user name of HTTP Basic auth).
+    #[arg(long, env = "CATTLE_ACCESS_KEY", value_name = "KEY", hide_env_values = true)]
+    pub cattle_access_key: Option<String>,
+
+    /// File holding the Rancher API access key (for mounted secrets); instead of CATTLE_ACCESS_KEY.
+    #[arg(long, env = "CATTLE_ACCESS_KEY_FILE", value_name = "PATH")]
+    pub cattle_access_key_file: Option<PathBuf>,
+
+    /// Rancher API secret key (the password of HTTP Basic auth). Never logged.
+    #[arg(long, env = "CATTLE_SECRET_KEY", value_name = "KEY", hide_env_values = true)]
+    pub cattle_secret_key: Option<String>,
+
+    /// File holding the Rancher API secret key (for mounted secrets); instead of CATTLE_SECRET_KEY.
+    #[arg(long, env = "CATTLE_SECRET_KEY_FILE", value_name = "PATH")]
+    pub cattle_secret_key_file: Option<PathBuf>,
+
+    /// AWS region of the ECR registries. Falls back to AWS_DEFAULT_REGION, then to the region of the AWS profile.
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub aws_region: Option<String>,
+
+    /// Comma-separated 12-digit AWS account ids whose registries to refresh (one token each). Empty: the
+    /// registry of the account the credentials belong to.
+    #[arg(long, env = "AWS_ECR_REGISTRY_IDS", value_name = "IDS")]
+    pub aws_ecr_registry_ids: Option<String>,
+
+    /// IAM role to assume (STS AssumeRole) on top of the default credential chain before calling ECR. When
+    /// AWS_WEB_IDENTITY_TOKEN_FILE is set, this is the web identity role instead and is not assumed twice.
+    #[arg(long, env = "AWS_ROLE_ARN", value_name = "ARN")]
+    pub aws_role_arn: Option<String>,
+
+    /// ExternalId to present when assuming AWS_ROLE_ARN (required by most third-party trust policies).
+    #[arg(long, env = "AWS_ROLE_EXTERNAL_ID", value_name = "ID", hide_env_values = true)]
+    pub aws_role_external_id: Option<String>,
+
+    /// Session name used when assuming AWS_ROLE_ARN (shows up in CloudTrail).
+    #[arg(long, env = "AWS_ROLE_SESSION_NAME", value_name = "NAME")]
+    pub aws_role_session_name: Option<String>,
+
+    /// Create the registry (and its credential) in Rancher when no registry matches an ECR host: true or false.
+    #[arg(long, env = "AUTO_CREATE", value_name = "BOOL")]
+    pub auto_create: Option<String>,
+
+    /// Port of the health endpoint (GET /ping answers "pong!").
+    #[arg(long, env = "LISTEN_PORT", value_name = "PORT")]
+    pub listen_port: Option<String>,
+
+    /// Address the health endpoint binds to.
+    #[arg(long, env = "LISTEN_ADDRESS", value_name = "IP")]
+    pub listen_address: Option<String>,
+
+    /// Log level: error, warn, info, debug or trace (case-insensitive; "warning" is accepted too).
+    #[arg(long, env = "LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format: "text" for people, "json" for log collectors (one JSON object per line).
+    #[arg(long, env = "LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Longest time between two refreshes, e.g. 6h, 90m, 3600s. The next refresh comes sooner when the token
+    /// would otherwise get close to its expiry.
+    #[arg(long, env = "REFRESH_INTERVAL", value_name = "DURATION")]
+    pub refresh_interval: Option<String>,
+
+    /// Refresh once and exit: 0 when every ECR registry was brought up to date in Rancher, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// A checked configuration. Built only by [`Config::from_cli`].
+#[derive(Debug)]
+pub struct Config {
+    pub rancher: RancherSettings,
+    pub aws: AwsSettings,
+    pub auto_create: bool,
+    pub listen: SocketAddr,
+    pub log_level: tracing::Level,
+    pub log_format: LogFormat,
+    pub schedule: Schedule,
+    pub backoff: Backoff,
+    pub once: bool,
+}
+
+#[derive(Debug)]
+pub struct RancherSettings {
+    pub endpoint: Endpoint,
+    /// `None` when Rancher runs without access control (no key configured).
+    pub credentials: Option<BasicCredentials>,
+}
+
+#[derive(Debug)]
+pub struct BasicCredentials {
+    pub access_key: String,
+    pub secret_key: SecretString,
+}
+
+#[derive(Debug)]
+pub struct AwsSettings {
+    /// From AWS_REGION; `None` leaves the region to AWS_DEFAULT_REGION or the profile (see `ecr::resolve_region`).
+    pub region: Option<String>,
+    pub registry_ids: Vec<String>,
+    pub assume_role: Option<AssumeRole>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<SecretString>,
+    pub session_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One configuration problem: the setting (environment variable) and what is wrong with its value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting, problem: problem.into() }
+}
+
+pub const DEFAULT_LISTEN_PORT: u16 = 8080;
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+const DEFAULT_SESSION_NAME: &str = "rancher-ecr-credentials";
+
+impl Config {
+    /// Checks every setting. `web_identity` tells whether AWS_WEB_IDENTITY_TOKEN_FILE is set, in which case
+    /// AWS_ROLE_ARN belongs to the web identity provider of the default chain and is not assumed again.
+    pub fn from_cli(cli: Cli, web_identity: bool) -> Result<Config, ConfigError> {
+        let url = non_empty(cli.cattle_url).ok_or_else(|| {
+            invalid("CATTLE_URL", "not set; give the Rancher API endpoint, e.g. http://rancher:8080/v2-beta")
+        })?;
+        let endpoint = Endpoint::parse(&url).map_err(|e: EndpointError| invalid("CATTLE_URL", e.to_string()))?;
+
+        let access_key = secret_setting(
+            "CATTLE_ACCESS_KEY",
+            cli.cattle_access_key,
+            "CATTLE_ACCESS_KEY_FILE",
+            cli.cattle_access_key_file,
+        )?;
+        let secret_key = secret_setting(
+            "CATTLE_SECRET_KEY",
+            cli.cattle_secret_key,
+            "CATTLE_SECRET_KEY_FILE",
+            cli.cattle_secret_key_file,
+        )?;
+        let credentials = match (access_key, secret_key) {
+            (Some(access_key), Some(secret_key)) => {
+                Some(BasicCredentials { access_key, secret_key: secret_key.into() })
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("CATTLE_SECRET_KEY", "not set, but CATTLE_ACCESS_KEY is; set both or neither"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("CATTLE_ACCESS_KEY", "not set, but CATTLE_SECRET_KEY is; set both or neither"));
+            }
+        };
+
+        let region = non_empty(cli.aws_region).map(|r| parse_region("AWS_REGION", &r)).transpose()?;
+        let registry_ids = parse_registry_ids(cli.aws_ecr_registry_ids.as_deref().unwrap_or(""))?;
+
+        let session_name = match non_empty(cli.aws_role_session_name) {
+            Some(name) => parse_session_name(&name)?,
+            None => DEFAULT_SESSION_NAME.to_string(),
+        };
+        let external_id = non_empty(cli.aws_role_external_id);
+        let assume_role = match non_empty(cli.aws_role_arn) {
+            Some(arn) => {
+                parse_role_arn(&arn)?;
+                if web_identity {
+                    if external_id.is_some() {
+                        return Err(invalid(
+                            "AWS_ROLE_EXTERNAL_ID",
+                            "cannot be used with AWS_WEB_IDENTITY_TOKEN_FILE: AWS_ROLE_ARN is then the web identity role",
+                        ));
+                    }
+                    None
+                } else {
+                    Some(AssumeRole { role_arn: arn, external_id: external_id.map(SecretString::from), session_name })
+                }
+            }
+            None if external_id.is_some() => {
+                return Err(invalid(
+                    "AWS_ROLE_EXTERNAL_ID",
+                    "set, but AWS_ROLE_ARN is not; the ExternalId belongs to a role",
+                ));
+            }
+            None => None,
+        };
+
+        let auto_create = match non_empty(cli.auto_create) {
+            Some(value) => parse_bool("AUTO_CREATE", &value)?,
+            None => false,
+        };
+
+        let port = match non_empty(cli.listen_port) {
+            Some(value) => parse_port(&value)?,
+            None => DEFAULT_LISTEN_PORT,
+        };
+        let ip: IpAddr = match non_empty(cli.listen_address) {
+            Some(value) => value.parse().map_err(|_| {
+                invalid("LISTEN_ADDRESS", format!("'{value}' is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"))
+            })?,
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+
+        let log_level = match non_empty(cli.log_level) {
+            Some(value) => parse_log_level(&value)?,
+            None => tracing::Level::INFO,
+        };
+        let log_format = match non_empty(cli.log_format).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid("LOG_FORMAT", format!("'{other}' is not a log format; use text or json")));
+            }
+        };
+
+        let refresh_interval = match non_empty(cli.refresh_interval) {
+            Some(value) => parse_duration("REFRESH_INTERVAL", &value)?,
+            None => DEFAULT_REFRESH_INTERVAL,
+        };
+        let schedule =
+            Schedule::with_max_interval(refresh_interval).map_err(|problem| invalid("REFRESH_INTERVAL", problem))?;
+
+        Ok(Config {
+            rancher: RancherSettings { endpoint, credentials },
+            aws: AwsSettings { region, registry_ids, assume_role },
+            auto_create,
+            listen: SocketAddr::new(ip, port),
+            log_level,
+            log_format,
+            schedule,
+            backoff: Backoff::default(),
+            once: cli.once,
+        })
+    }
+}
+
+/// Treats an empty or all-blank value as unset: templates often render unanswered questions as "".
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// A secret given either directly or as a file to read (`*_FILE`), never both.
+fn secret_setting(
+    name: &'static str,
+    value: Option<String>,
+    file_name: &'static str,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    let value = non_empty(value);
+    let file = file.filter(|path| !path.as_os_str().is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(invalid(file_name, format!("set together with {name}; use one of the two"))),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(file_name, format!("cannot read '{}': {e}", path.display())))?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(invalid(file_name, format!("'{}' is empty", path.display())));
+            }
+            Ok(Some(text.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Accepts what Go's strconv.ParseBool accepted, which the predecessor used, plus yes/no and on/off.
+pub fn parse_bool(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "yes" | "y" | "on" => Ok(true),
+        "0" | "f" | "false" | "no" | "n" | "off" => Ok(false),
+        _ => Err(invalid(setting, format!("'{value}' is not a boolean; use true or false"))),
+    }
+}
+
+fn parse_port(value: &str) -> Result<u16, ConfigError> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(invalid("LISTEN_PORT", format!("'{value}' is not a port number (1-65535)"))),
+    }
+}
+
+fn parse_log_level(value: &str) -> Result<tracing::Level, ConfigError> {
+    use tracing::Level;
+    match value.to_ascii_lowercase().as_str() {
+        "trace" => Ok(Level::TRACE),
+        "debug" => Ok(Level::DEBUG),
+        "info" => Ok(Level::INFO),
+        "warn" | "warning" => Ok(Level::WARN),
+        // The predecessor used logrus, whose two most severe levels have no counterpart here.
+        "error" | "fatal" | "panic" => Ok(Level::ERROR),
+        _ => Err(invalid("LOG_LEVEL", format!("'{value}' is not a log level; use error, warn, info, debug or trace"))),
+    }
+}
+
+/// A duration such as `6h`, `90m`, `1h30m` or `3600s`; a bare number is seconds.
+pub fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let problem = || invalid(setting, format!("'{value}' is not a duration; use e.g. 6h, 90m or 3600s"));
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(value).map_err(|_| problem())
+}
+
+fn parse_region(setting: &'static str, value: &str) -> Result<String, ConfigError> {
+    let valid = value.len() <= 32
+        && value.contains('-')
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(setting, format!("'{value}' is not an AWS region name (e.g. us-east-1)")))
+    }
+}
+
+fn parse_registry_ids(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid("AWS_ECR_REGISTRY_IDS", format!("'{id}' is not a 12-digit AWS account id")));
+        }
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+/// `arn:<partition>:iam::<12-digit account>:role/<path and name>`.
+fn parse_role_arn(value: &str) -> Result<(), ConfigError> {
+    let problem =
+        || invalid("AWS_ROLE_ARN", format!("'{value}' is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"));
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts[..] else {
+        return Err(problem());
+    };
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    let role_ok = resource.strip_prefix("role/").is_some_and(|name| !name.is_empty());
+    if arn == "arn" && partition.starts_with("aws") && service == "iam" && region.is_empty() && account_ok && role_ok {
+        Ok(())
+    } else {
+        Err(problem())
+    }
+}
+
+/// STS allows 2-64 characters of `[\w+=,.@-]`.
+fn parse_session_name(value: &str) -> Result<String, ConfigError> {
+    let valid =
+        (2..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(
+            "AWS_ROLE_SESSION_NAME",
+            format!("'{value}' is not a valid session name (2-64 of letters, digits and _+=,.@-)"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["rancher-ecr-credentials"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("test arguments parse")
+    }
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_cli(cli(args), false)
+    }
+
+    const URL: &str = "--cattle-url=http://rancher:8080/v1";
+
+    #[test]
+    fn minimal_settings_give_the_predecessors_defaults() {
+        let config = config(&[URL]).unwrap();
+        assert!(!config.auto_create);
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.log_level, tracing::Level::INFO);
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.schedule.max_interval, Duration::from_secs(6 * 3600));
+        assert!(config.rancher.credentials.is_none());
+        assert!(config.aws.registry_ids.is_empty());
+        assert!(config.aws.assume_role.is_none());
+    }
+
+    #[test]
+    fn missing_cattle_url_names_the_variable() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err.setting, "CATTLE_URL");
+        assert!(err.problem.contains("not set"), "{err}");
+    }
+
+    #[test]
+    fn malformed_cattle_url_names_the_variable() {
+        for bad in ["rancher:8080", "ftp://rancher/v1", "http://", "not a url", "http://user:pw@rancher/v1"] {
+            let err = config(&[&format!("--cattle-url={bad}")]).unwrap_err();
+            assert_eq!(err.setting, "CATTLE_URL", "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn booleans_accept_what_go_accepted_and_reject_the_rest() {
+        for (text, value) in
+            [("true", true), ("TRUE", true), ("1", true), ("t", true), ("false", false), ("0", false), ("F", false)]
+        {
+            assert_eq!(parse_bool("AUTO_CREATE", text), Ok(value), "{text}");
+        }
+        let err = config(&[URL, "--auto-create=maybe"]).unwrap_err();
+        assert_eq!(err.to_string(), "AUTO_CREATE: 'maybe' is not a boolean; use true or false");
+    }
+
+    #[test]
+    fn an_empty_auto_create_from_a_template_means_false() {
+        assert!(!config(&[URL, "--auto-create="]).unwrap().auto_create);
+    }
+
+    #[test]
+    fn listen_port_must_be_a_port() {
+        for bad in ["0", "65536", "http", "-1"] {
+            let err = config(&[URL, &format!("--listen-port={bad}")]).unwrap_err();
+            assert_eq!(err.setting, "LISTEN_PORT", "{bad}");
+        }
+        assert_eq!(config(&[URL, "--listen-port=9090"]).unwrap().listen.port(), 9090);
+    }
+
+    #[test]
+    fn log_levels_include_the_logrus_names() {
+        assert_eq!(config(&[URL, "--log-level=WARNING"]).unwrap().log_level, tracing::Level::WARN);
+        assert_eq!(config(&[URL, "--log-level=Debug"]).unwrap().log_level, tracing::Level::DEBUG);
+        assert_eq!(config(&[URL, "--log-level=verbose"]).unwrap_err().setting, "LOG_LEVEL");
+        assert_eq!(config(&[URL, "--log-format=xml"]).unwrap_err().setting, "LOG_FORMAT");
+        assert_eq!(config(&[URL, "--log-format=JSON"]).unwrap().log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn registry_ids_are_twelve_digit_accounts() {
+        let config = config(&[URL, "--aws-ecr-registry-ids= 111122223333, 444455556666,111122223333,"]).unwrap();
+        assert_eq!(config.aws.registry_ids, vec!["111122223333", "444455556666"]);
+        for bad in ["12345", "11112222333a", "111122223333;444455556666"] {
+            let err = super::parse_registry_ids(bad).unwrap_err();
+            assert_eq!(err.setting, "AWS_ECR_REGISTRY_IDS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn region_must_look_like_a_region() {
+        assert_eq!(config(&[URL, "--aws-region=eu-west-1"]).unwrap().aws.region.as_deref(), Some("eu-west-1"));
+        for bad in ["EU-WEST-1", "eu west 1", "useast1", "-x"] {
+            assert_eq!(config(&[URL, &format!("--aws-region={bad}")]).unwrap_err().setting, "AWS_REGION", "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_arn_is_checked_and_assumed_unless_web_identity_owns_it() {
+        let arn = "--aws-role-arn=arn:aws:iam::111122223333:role/ecr-reader";
+        let assume = config(&[URL, arn]).unwrap().aws.assume_role.unwrap();
+        assert_eq!(assume.role_arn, "arn:aws:iam::111122223333:role/ecr-reader");
+        assert_eq!(assume.session_name, "rancher-ecr-credentials");
+
+        let web = Config::from_cli(cli(&[URL, arn]), true).unwrap();
+        assert!(web.aws.assume_role.is_none());
+
+        for bad in ["arn:aws:iam::1111:role/x", "arn:aws:s3:::bucket", "role/x", "arn:aws:iam::111122223333:user/x"] {
+            let err = config(&[URL, &format!("--aws-role-arn={bad}")]).unwrap_err();
+            assert_eq!(err.setting, "AWS_ROLE_ARN", "{bad}");
+        }
+        assert_eq!(config(&[URL, "--aws-role-external-id=x"]).unwrap_err().setting, "AWS_ROLE_EXTERNAL_ID");
+        assert_eq!(config(&[URL, arn, "--aws-role-session-name=a b"]).unwrap_err().setting, "AWS_ROLE_SESSION_NAME");
+    }
+
+    #[test]
+    fn keys_come_in_pairs_and_from_files() {
+        let err = config(&[URL, "--cattle-access-key=ak"]).unwrap_err();
+        assert_eq!(err.setting, "CATTLE_SECRET_KEY");
+
+        let dir = std::env::temp_dir().join(format!("recr-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "s3cr3t\n").unwrap();
+        let file_arg = format!("--cattle-secret-key-file={}", file.display());
+        let config_ok = config(&[URL, "--cattle-access-key=ak", &file_arg]).unwrap();
+        let creds = config_ok.rancher.credentials.unwrap();
+        assert_eq!(creds.access_key, "ak");
+        assert_eq!(creds.secret_key.expose_secret(), "s3cr3t");
+
+        let both = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key=x", &file_arg]).unwrap_err();
+        assert_eq!(both.setting, "CATTLE_SECRET_KEY_FILE");
+        let missing = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key-file=/nonexistent/x"]).unwrap_err();
+        assert_eq!(missing.setting, "CATTLE_SECRET_KEY_FILE");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key=very-secret-value"]).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn refresh_interval_accepts_human_durations() {
+        assert_eq!(config(&[URL, "--refresh-interval=90m"]).unwrap().schedule.max_interval, Duration::from_secs(5400));
+        assert_eq!(config(&[URL, "--refresh-interval=3600"]).unwrap().schedule.max_interval, Duration::from_secs(3600));
+        assert_eq!(config(&[URL, "--refresh-interval=soon"]).unwrap_err().setting, "REFRESH_INTERVAL");
+        assert_eq!(config(&[URL, "--refresh-interval=1s"]).unwrap_err().setting, "REFRESH_INTERVAL");
+    }
+}

@@ -1,0 +1,25 @@
+//! rancher-ecr-credentials keeps Amazon ECR pull credentials fresh inside Rancher.
+//!
+//! ECR registry passwords expire after 12 hours; Rancher stores a registry credential as a plain user name and
+//! password. This daemon gets new passwords from ECR and writes them into the matching Rancher registry
+//! credentials well before the old ones expire, retrying quickly when something fails.
+//!
+//! # Layout
+//! - [`config`]: flags and environment variables into a checked [`config::Config`]; all input checking.
+//! - [`ecr`]: AWS credentials, GetAuthorizationToken, decoding tokens.
+//! - [`address`]: comparing registry addresses with ECR hosts.
+//! - [`rancher`]: the Rancher APIs ([`rancher::cattle`] for 1.x).
+//! - [`schedule`]: when the next refresh is due, after success and after failure.
+//! - [`refresh`]: the loop that ties ECR and Rancher together.
+//! - [`server`]: health over HTTP.
+//! - [`app`]: start-up and shutdown, as `main` runs them.
+
+pub mod address;
+pub mod app;
+pub mod config;
+pub mod ecr;
+pub mod logging;
+pub mod rancher;
+pub mod refresh;
+pub mod schedule;
+pub mod server;

@@ -1,0 +1,172 @@
+//! The Rancher side: the HTTP client, the errors every Rancher API shares, and one module per API family.
+//!
+//! - [`endpoint`]: which API a configured URL points at and the URLs built from it;
+//! - [`cattle`]: Rancher 1.x (`/v1`, `/v2-beta`): `registry` + `registryCredential`.
+
+pub mod cattle;
+pub mod endpoint;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Connect timeout of every Rancher call.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Whole-request timeout of every Rancher call: a server that accepts and never answers costs this, once.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP client for Rancher: rustls with the system trust store, `HTTPS_PROXY`/`NO_PROXY` honoured, and
+/// timeouts on everything.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("rancher-ecr-credentials/", env!("CARGO_PKG_VERSION")))
+        // Credentials must never follow a redirect to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// A failed Rancher call. Carries the method, the URL (which never holds a secret: the configuration refuses
+/// URLs with user info) and what Rancher said; never a request body.
+#[derive(Debug, thiserror::Error)]
+pub enum RancherError {
+    #[error("{method} {url}: {detail}")]
+    Transport { method: Method, url: String, detail: String, timeout: bool },
+    #[error("{method} {url}: HTTP {status}{}", describe(.code, .detail))]
+    Status { method: Method, url: String, status: StatusCode, code: Option<String>, detail: Option<String> },
+    #[error("{method} {url}: unexpected answer: {detail}")]
+    Body { method: Method, url: String, detail: String },
+}
+
+fn describe(code: &Option<String>, detail: &Option<String>) -> String {
+    match (code, detail) {
+        (Some(code), Some(detail)) => format!(" {code}: {detail}"),
+        (Some(code), None) => format!(" {code}"),
+        (None, Some(detail)) => format!(": {detail}"),
+        (None, None) => String::new(),
+    }
+}
+
+impl RancherError {
+    /// True when retrying soon will not help: a key, a permission or a setting has to be fixed first.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            RancherError::Status { status, .. } => matches!(
+                *status,
+                StatusCode::BAD_REQUEST
+                    | StatusCode::UNAUTHORIZED
+                    | StatusCode::FORBIDDEN
+                    | StatusCode::NOT_FOUND
+                    | StatusCode::METHOD_NOT_ALLOWED
+                    | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            RancherError::Transport { .. } | RancherError::Body { .. } => false,
+        }
+    }
+
+    /// A short, stable name of the kind of error, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RancherError::Transport { timeout: true, .. } => "timeout",
+            RancherError::Transport { .. } => "connection",
+            RancherError::Status { status, .. } => match *status {
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::FORBIDDEN => "forbidden",
+                StatusCode::NOT_FOUND => "not_found",
+                StatusCode::CONFLICT => "conflict",
+                StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "rejected",
+                s if s.is_server_error() => "server_error",
+                _ => "status",
+            },
+            RancherError::Body { .. } => "bad_answer",
+        }
+    }
+
+    /// What a person should do about it, when that is clear from the error.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            RancherError::Status { status: StatusCode::UNAUTHORIZED, .. } => {
+                Some("Rancher rejected the API key: check CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY")
+            }
+            RancherError::Status { status: StatusCode::FORBIDDEN, .. } => {
+                Some("the API key may not use this environment: check the project in CATTLE_URL and the key's scope")
+            }
+            RancherError::Status { status: StatusCode::NOT_FOUND, .. } => {
+                Some("the URL does not exist on this Rancher: check CATTLE_URL (version and project id)")
+            }
+            _ => None,
+        }
+    }
+
+    fn transport(method: &Method, url: &str, err: reqwest::Error) -> RancherError {
+        let timeout = err.is_timeout();
+        // The URL is already part of the message; the cause chain says what actually went wrong.
+        let err = err.without_url();
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            source = cause.source();
+        }
+        RancherError::Transport { method: method.clone(), url: url.to_string(), detail, timeout }
+    }
+}
+
+/// The error body both Rancher APIs send: `code`, `message` and, for validation errors, `fieldName`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: Option<String>,
+    message: Option<String>,
+    #[serde(rename = "fieldName")]
+    field_name: Option<String>,
+}
+
+/// A successful answer, kept with its request line so that a parse error can name it.
+pub(crate) struct Answer {
+    method: Method,
+    url: String,
+    body: bytes::Bytes,
+}
+
+impl Answer {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, RancherError> {
+        serde_json::from_slice(&self.body).map_err(|e| RancherError::Body {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            detail: format!("not the JSON expected ({e})"),
+        })
+    }
+}
+
+/// Sends a request and returns the body of a 2xx answer; anything else becomes a [`RancherError`].
+pub(crate) async fn send(client: &reqwest::Client, request: reqwest::Request) -> Result<Answer, RancherError> {
+    let method = request.method().clone();
+    let url = request.url().to_string();
+    let response = client.execute(request).await.map_err(|e| RancherError::transport(&method, &url, e))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| RancherError::transport(&method, &url, e))?;
+    if status.is_success() {
+        return Ok(Answer { method, url, body });
+    }
+    let (code, detail) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(ErrorBody { code, message, field_name }) => {
+            let message = message.filter(|m| Some(m) != code.as_ref());
+            let detail = match (message, field_name) {
+                (Some(message), Some(field)) => Some(format!("{message} (field {field})")),
+                (Some(message), None) => Some(message),
+                (None, Some(field)) => Some(format!("field {field}")),
+                (None, None) => None,
+            };
+            (code, detail)
+        }
+        Err(_) => (None, None),
+    };
+    Err(RancherError::Status { method, url, status, code, detail })
+}

@@ -1,0 +1,207 @@
+//! The refresh loop: get tokens from ECR, write them into Rancher, sleep until the next refresh is due.
+//!
+//! One cycle never touches Rancher unless every ECR entry decoded cleanly. After a success the next cycle is
+//! due at a share of the token's remaining lifetime ([`Schedule`]); after a failure, sooner ([`Backoff`]).
+//! Cancellation ends the loop at once, during a sleep or in the middle of a cycle.
+
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::ecr::{Ecr, EcrError, RegistryToken};
+use crate::rancher::RancherError;
+use crate::rancher::cattle::{Cattle, HostOutcome};
+use crate::schedule::{Backoff, ExpiryProblem, Schedule};
+
+/// Everything one refresh needs.
+pub struct Refresher {
+    pub ecr: Ecr,
+    pub cattle: Cattle,
+    pub auto_create: bool,
+    pub schedule: Schedule,
+    pub backoff: Backoff,
+}
+
+/// A cycle that brought every ECR host up to date in Rancher.
+#[derive(Debug)]
+pub struct CycleSuccess {
+    /// The earliest expiry among the tokens written; drives the next refresh.
+    pub earliest_expiry: Option<SystemTime>,
+    pub credentials_updated: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Ecr(#[from] EcrError),
+    #[error(transparent)]
+    Rancher(#[from] RancherError),
+    #[error("{failed} of {total} registries could not be updated in Rancher")]
+    Partial { failed: usize, total: usize, permanent: bool },
+}
+
+impl CycleError {
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            CycleError::Ecr(e) => e.is_permanent(),
+            CycleError::Rancher(e) => e.is_permanent(),
+            CycleError::Partial { permanent, .. } => *permanent,
+        }
+    }
+}
+
+fn when(at: Option<SystemTime>) -> String {
+    at.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+impl Refresher {
+    /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem.
+    pub async fn refresh_once(&self) -> Result<CycleSuccess, CycleError> {
+        let tokens = self.ecr.fetch_tokens().await?;
+        debug!(region = self.ecr.region(), registries = tokens.len(), "Got ECR authorization tokens");
+        self.write_to_rancher(&tokens).await
+    }
+
+    async fn write_to_rancher(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
+        let rancher = self.cattle.endpoint().to_string();
+        let (reports, skipped) = self.cattle.sync(tokens, self.auto_create).await?;
+        for skip in &skipped {
+            warn!(rancher = %rancher, registry_id = %skip.registry, server_address = %skip.server_address,
+                "Skipped a Rancher registry whose server address is not a host name");
+        }
+        let mut credentials_updated = 0;
+        let mut failed = 0;
+        let mut permanent = false;
+        for report in &reports {
+            let host = &report.host;
+            let expires_at = tokens.iter().find(|t| &t.host == host).and_then(|t| t.expires_at);
+            let expires = when(expires_at);
+            match &report.result {
+                Ok(HostOutcome::Updated { registry, credentials }) => {
+                    for credential in credentials {
+                        credentials_updated += 1;
+                        info!(registry = %host, rancher = %rancher, registry_id = %registry, credential_id = %credential,
+                            expires_at = %expires, "Updated credential");
+                    }
+                }
+                Ok(HostOutcome::CreatedCredential { registry, credential }) => {
+                    credentials_updated += 1;
+                    info!(registry = %host, rancher = %rancher, registry_id = %registry, credential_id = %credential,
+                        expires_at = %expires, "Created credential for an existing registry");
+                }
+                Ok(HostOutcome::CreatedRegistry { registry, credential }) => {
+                    credentials_updated += 1;
+                    info!(registry = %host, rancher = %rancher, registry_id = %registry, credential_id = %credential,
+                        expires_at = %expires, "Created registry and credential (AUTO_CREATE)");
+                }
+                Ok(HostOutcome::NoRegistry) => {
+                    warn!(registry = %host, rancher = %rancher,
+                        "No registry in Rancher for this ECR host; add it in Rancher or set AUTO_CREATE=true");
+                }
+                Ok(HostOutcome::OnlyInactive { registry }) => {
+                    warn!(registry = %host, rancher = %rancher, registry_id = %registry,
+                        "Every credential of this registry is deactivated; leaving them alone");
+                }
+                Err(e) => {
+                    failed += 1;
+                    permanent |= e.is_permanent();
+                    log_rancher_error(host, &rancher, e);
+                }
+            }
+        }
+        if failed > 0 {
+            return Err(CycleError::Partial { failed, total: reports.len(), permanent });
+        }
+        let earliest_expiry = tokens.iter().filter_map(|t| t.expires_at).min();
+        Ok(CycleSuccess { earliest_expiry, credentials_updated })
+    }
+
+    /// Refreshes at once, then whenever the next refresh is due, until `shutdown` is cancelled.
+    pub async fn run(&self, shutdown: &CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                outcome = self.refresh_once() => outcome,
+            };
+            let delay = match outcome {
+                Ok(success) => {
+                    failures = 0;
+                    self.delay_after_success(&success)
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let delay = self.backoff.delay(failures, e.is_permanent(), fastrand::f64());
+                    log_cycle_error(&e, failures, delay);
+                    delay
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn delay_after_success(&self, success: &CycleSuccess) -> Duration {
+        let (delay, problem) = self.schedule.after_success(SystemTime::now(), success.earliest_expiry, fastrand::f64());
+        let expires = when(success.earliest_expiry);
+        match problem {
+            None => {}
+            Some(ExpiryProblem::Missing) => {
+                warn!("ECR gave no token expiry; refreshing again after the fallback delay")
+            }
+            Some(ExpiryProblem::InThePast) => warn!(expires_at = %expires,
+                "ECR token expiry is not in the future by this machine's clock (clock skew?); refreshing again after the fallback delay"),
+            Some(ExpiryProblem::TooFar) => warn!(expires_at = %expires,
+                "ECR token expiry is implausibly far away (clock skew?); refreshing again after the fallback delay"),
+        }
+        info!(credentials = success.credentials_updated, expires_at = %expires,
+            next_refresh_in = %humantime::format_duration(round(delay)), "Refresh complete");
+        delay
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+fn log_rancher_error(host: &str, rancher: &str, e: &RancherError) {
+    match (e.is_permanent(), e.hint()) {
+        (true, Some(hint)) => error!(registry = %host, rancher = %rancher, error = %e, kind = e.kind(), "{hint}"),
+        (true, None) => {
+            error!(registry = %host, rancher = %rancher, error = %e, kind = e.kind(), "Rancher refused the update")
+        }
+        (false, _) => {
+            warn!(registry = %host, rancher = %rancher, error = %e, kind = e.kind(), "Could not update Rancher; will retry")
+        }
+    }
+}
+
+fn log_cycle_error(e: &CycleError, failures: u32, delay: Duration) {
+    let retry_in = humantime::format_duration(round(delay)).to_string();
+    match e {
+        // Per-registry failures were logged one by one already.
+        CycleError::Partial { .. } => {
+            warn!(error = %e, failures, retry_in = %retry_in, "Refresh incomplete; will retry")
+        }
+        CycleError::Ecr(inner) if inner.is_permanent() => {
+            error!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in,
+            "Could not get ECR tokens; Rancher left untouched. Check the IAM permission ecr:GetAuthorizationToken, the credentials and AWS_ECR_REGISTRY_IDS")
+        }
+        CycleError::Ecr(inner) => warn!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in,
+            "Could not get ECR tokens; Rancher left untouched, will retry"),
+        CycleError::Rancher(inner) => match (inner.is_permanent(), inner.hint()) {
+            (true, Some(hint)) => error!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "{hint}"),
+            (true, None) => {
+                error!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "Rancher refused the registry listing")
+            }
+            (false, _) => {
+                warn!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "Could not read Rancher's registries; will retry")
+            }
+        },
+    }
+}
