@@ -46,10 +46,13 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             return Exit::BadConfig;
         }
     };
-    let http = match rancher::http_client() {
+    if config.rancher.tls.insecure_skip_verify {
+        warn!("CATTLE_INSECURE_SKIP_VERIFY is on: Rancher's TLS certificate is NOT verified; anyone on the network path can read the Rancher key and the ECR passwords. Use CATTLE_CA_BUNDLE instead");
+    }
+    let http = match rancher::http_client(&config.rancher.tls) {
         Ok(http) => http,
         Err(e) => {
-            error!(error = %e, "cannot build the HTTP client for Rancher");
+            error!("configuration error: CATTLE_CA_BUNDLE: the HTTP client for Rancher cannot use it: {e}");
             return Exit::BadConfig;
         }
     };

@@ -45,6 +45,16 @@ pub struct Cli {
     #[arg(long, env = "CATTLE_SECRET_KEY_FILE", value_name = "PATH")]
     pub cattle_secret_key_file: Option<PathBuf>,
 
+    /// PEM file with the CA certificate(s) that signed Rancher's TLS certificate (self-signed or private CA),
+    /// trusted in addition to the system trust store (which SSL_CERT_FILE can replace).
+    #[arg(long, env = "CATTLE_CA_BUNDLE", value_name = "PATH")]
+    pub cattle_ca_bundle: Option<PathBuf>,
+
+    /// Do not verify Rancher's TLS certificate at all: true or false. Anyone on the network path can then read
+    /// the Rancher key and the ECR passwords; prefer CATTLE_CA_BUNDLE. Logged as a warning at every start.
+    #[arg(long, env = "CATTLE_INSECURE_SKIP_VERIFY", value_name = "BOOL")]
+    pub cattle_insecure_skip_verify: Option<String>,
+
     /// AWS region of the ECR registries. Falls back to AWS_DEFAULT_REGION, then to the region of the AWS profile.
     #[arg(long, env = "AWS_REGION", value_name = "REGION")]
     pub aws_region: Option<String>,
@@ -114,8 +124,17 @@ pub struct Config {
 #[derive(Debug)]
 pub struct RancherSettings {
     pub endpoint: Endpoint,
+    pub tls: TlsSettings,
     /// `None` when Rancher runs without access control (no key configured).
     pub credentials: Option<BasicCredentials>,
+}
+
+/// How Rancher's certificate is checked.
+#[derive(Debug, Default)]
+pub struct TlsSettings {
+    /// Extra trusted CA certificates (PEM), already checked to hold at least one certificate.
+    pub ca_bundle: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug)]
@@ -195,6 +214,16 @@ impl Config {
             }
         };
 
+        let ca_bundle = match cli.cattle_ca_bundle.filter(|p| !p.as_os_str().is_empty()) {
+            Some(path) => Some(read_ca_bundle(&path)?),
+            None => None,
+        };
+        let insecure_skip_verify = match non_empty(cli.cattle_insecure_skip_verify) {
+            Some(value) => parse_bool("CATTLE_INSECURE_SKIP_VERIFY", &value)?,
+            None => false,
+        };
+        let tls = TlsSettings { ca_bundle, insecure_skip_verify };
+
         let region = non_empty(cli.aws_region).map(|r| parse_region("AWS_REGION", &r)).transpose()?;
         let registry_ids = parse_registry_ids(cli.aws_ecr_registry_ids.as_deref().unwrap_or(""))?;
 
@@ -263,7 +292,7 @@ impl Config {
             Schedule::with_max_interval(refresh_interval).map_err(|problem| invalid("REFRESH_INTERVAL", problem))?;
 
         Ok(Config {
-            rancher: RancherSettings { endpoint, credentials },
+            rancher: RancherSettings { endpoint, tls, credentials },
             aws: AwsSettings { region, registry_ids, assume_role },
             auto_create,
             listen: SocketAddr::new(ip, port),
@@ -303,6 +332,15 @@ fn secret_setting(
             Ok(Some(text.to_string()))
         }
         (None, None) => Ok(None),
+    }
+}
+
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| invalid("CATTLE_CA_BUNDLE", format!("cannot read '{shown}': {e}")))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(pem),
+        _ => Err(invalid("CATTLE_CA_BUNDLE", format!("'{shown}' holds no PEM certificate"))),
     }
 }
 
@@ -536,6 +574,20 @@ mod tests {
         let missing = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key-file=/nonexistent/x"]).unwrap_err();
         assert_eq!(missing.setting, "CATTLE_SECRET_KEY_FILE");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_a_certificate() {
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ca.pem");
+        let config_ok = config(&[URL, &format!("--cattle-ca-bundle={pem}")]).unwrap();
+        assert!(config_ok.rancher.tls.ca_bundle.is_some());
+        let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let err = config(&[URL, &format!("--cattle-ca-bundle={not_pem}")]).unwrap_err();
+        assert_eq!(err.setting, "CATTLE_CA_BUNDLE");
+        assert!(err.problem.contains("no PEM certificate"), "{err}");
+        let err = config(&[URL, "--cattle-ca-bundle=/nonexistent/ca.pem"]).unwrap_err();
+        assert_eq!(err.setting, "CATTLE_CA_BUNDLE");
+        assert_eq!(config(&[URL, "--cattle-insecure-skip-verify=perhaps"]).unwrap_err().setting, "CATTLE_INSECURE_SKIP_VERIFY");
     }
 
     #[test]

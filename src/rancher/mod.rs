@@ -9,6 +9,8 @@ pub mod endpoint;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+
+use crate::config::TlsSettings;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -17,10 +19,17 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whole-request timeout of every Rancher call: a server that accepts and never answers costs this, once.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The HTTP client for Rancher: rustls with the system trust store, `HTTPS_PROXY`/`NO_PROXY` honoured, and
-/// timeouts on everything.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The HTTP client for Rancher: rustls with the system trust store (plus `CATTLE_CA_BUNDLE`), `HTTPS_PROXY` and
+/// `NO_PROXY` honoured, and timeouts on everything.
+pub fn http_client(tls: &TlsSettings) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = &tls.ca_bundle {
+        builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem)?);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("rancher-ecr-credentials/", env!("CARGO_PKG_VERSION")))

@@ -1,0 +1,222 @@
+//! Starting the real binary the way `docker run -e` would: only environment variables, no inherited
+//! environment, against stand-ins on 127.0.0.1. Every wait is bounded.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use standins::cattle::{CattleConfig, FakeCattle};
+use standins::ecr::{EcrRegistry, FakeEcr};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_rancher-ecr-credentials");
+pub const ACCOUNT: &str = "123456789012";
+pub const OTHER_ACCOUNT: &str = "210987654321";
+pub const REGION: &str = "us-east-1";
+pub const AWS_SECRET: &str = "wJalrXUtnFEMI-aws-secret-key-EXAMPLE";
+pub const AWS_SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLE-session-token";
+pub const CATTLE_ACCESS: &str = "cattle-access";
+pub const CATTLE_SECRET: &str = "cattle-secret-Zq9xW";
+/// Long and unusual, so that a search for it in logs cannot match anything else.
+pub const NEW_PASSWORD: &str = "eyJwYXlsb2FkIjoiTkVXLVBBU1NXT1JELWZvci10ZXN0cyJ9";
+pub const SECOND_PASSWORD: &str = "eyJwYXlsb2FkIjoiU0VDT05ELUFDQ09VTlQtcGFzc3dvcmQifQ";
+pub const OLD_PASSWORD: &str = "old-password-that-has-expired";
+/// A run of the binary never takes longer than this in tests.
+pub const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+pub fn host(account: &str) -> String {
+    format!("{account}.dkr.ecr.{REGION}.amazonaws.com")
+}
+
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// A fake ECR with the caller's own registry (ACCOUNT) and another account's, both valid for 12 hours.
+pub async fn ecr() -> FakeEcr {
+    let ecr = FakeEcr::start().await;
+    ecr.add_registry(EcrRegistry {
+        account_id: ACCOUNT.into(),
+        region: REGION.into(),
+        password: NEW_PASSWORD.into(),
+        expires_at: now_secs() + 12.0 * 3600.0,
+    });
+    ecr.add_registry(EcrRegistry {
+        account_id: OTHER_ACCOUNT.into(),
+        region: REGION.into(),
+        password: SECOND_PASSWORD.into(),
+        expires_at: now_secs() + 12.0 * 3600.0,
+    });
+    ecr
+}
+
+pub async fn cattle() -> FakeCattle {
+    cattle_with(CattleConfig::default()).await
+}
+
+pub async fn cattle_with(config: CattleConfig) -> FakeCattle {
+    FakeCattle::start(CattleConfig {
+        access_key: CATTLE_ACCESS.into(),
+        secret_key: CATTLE_SECRET.into(),
+        ..config
+    })
+    .await
+}
+
+/// The environment of a typical `docker run -e ...` against the stand-ins.
+pub fn env(ecr: &FakeEcr, cattle_url: &str) -> Vec<(String, String)> {
+    [
+        ("CATTLE_URL", cattle_url.to_string()),
+        ("CATTLE_ACCESS_KEY", CATTLE_ACCESS.into()),
+        ("CATTLE_SECRET_KEY", CATTLE_SECRET.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".into()),
+        ("AWS_SECRET_ACCESS_KEY", AWS_SECRET.into()),
+        ("AWS_ENDPOINT_URL", ecr.url()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+pub fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_string(), value.to_string()));
+}
+
+pub fn unset(env: &mut Vec<(String, String)>, key: &str) {
+    env.retain(|(k, _)| k != key);
+}
+
+fn command(env: &[(String, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_clear()
+        // Keep the SDK away from this machine's files and from instance metadata.
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// What a finished run printed and how it ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+/// Runs the binary to its end (e.g. with `--once`), bounded by [`RUN_LIMIT`].
+pub async fn run(env: &[(String, String)], args: &[&str]) -> Finished {
+    let child = command(env, args).spawn().expect("the binary starts");
+    let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("the binary finishes within the limit")
+        .expect("the binary's output can be read");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Finished { code: output.status.code(), output: text }
+}
+
+/// A daemon started in the background; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+fn collect(stream: impl AsyncRead + Unpin + Send + 'static, output: Arc<Mutex<String>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut out = output.lock().unwrap();
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+}
+
+impl Daemon {
+    pub fn start(env: &[(String, String)], args: &[&str]) -> Daemon {
+        let mut child = command(env, args).spawn().expect("the binary starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().unwrap(), output.clone());
+        collect(child.stderr.take().unwrap(), output.clone());
+        Daemon { child, output }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the output contains `needle`; panics with the output after `limit`.
+    pub async fn wait_for_log(&self, needle: &str, limit: Duration) {
+        wait_until(limit, || self.output().contains(needle)).await.unwrap_or_else(|_| {
+            panic!("no log line with {needle:?} within {limit:?}; output:\n{}", self.output())
+        });
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("the daemon is running") as i32
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit code.
+    pub async fn terminate(mut self, limit: Duration) -> (Option<i32>, Duration, String) {
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) with the pid of our own child and a valid signal has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM delivered");
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the daemon did not stop within {limit:?}; output:\n{}", self.output()))
+            .expect("wait for the daemon");
+        // Let the readers drain the last lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status.code(), started.elapsed(), self.output())
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes.
+pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Result<(), ()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if condition() { Ok(()) } else { Err(()) }
+}
+
+/// A free port on 127.0.0.1 (bound and released; good enough for tests that start one daemon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Every secret the tests hand the daemon, in every form it could leak in.
+pub fn secrets() -> Vec<String> {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    vec![
+        NEW_PASSWORD.to_string(),
+        SECOND_PASSWORD.to_string(),
+        b64(&format!("AWS:{NEW_PASSWORD}")),
+        b64(&format!("AWS:{SECOND_PASSWORD}")),
+        AWS_SECRET.to_string(),
+        AWS_SESSION_TOKEN.to_string(),
+        CATTLE_SECRET.to_string(),
+        b64(&format!("{CATTLE_ACCESS}:{CATTLE_SECRET}")),
+    ]
+}
+
+pub fn assert_no_secrets(output: &str) {
+    for secret in secrets() {
+        assert!(!output.contains(&secret), "a secret ({}…) appears in the output:\n{output}", &secret[..6]);
+    }
+}

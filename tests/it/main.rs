@@ -1,0 +1,8 @@
+//! End-to-end tests: the real binary, started with environment variables only, against loopback stand-ins of
+//! ECR and Rancher that record every request.
+
+mod cattle;
+mod config_errors;
+mod daemon;
+mod harness;
+mod secrets;
