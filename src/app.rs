@@ -2,6 +2,7 @@
 //! an exit code (0 stopped, 1 `--once` failed, 2 bad configuration).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -13,6 +14,7 @@ use crate::ecr::{self, Ecr};
 use crate::rancher::{self, cattle::Cattle};
 use crate::refresh::Refresher;
 use crate::server;
+use crate::status::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -47,7 +49,9 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
         }
     };
     if config.rancher.tls.insecure_skip_verify {
-        warn!("CATTLE_INSECURE_SKIP_VERIFY is on: Rancher's TLS certificate is NOT verified; anyone on the network path can read the Rancher key and the ECR passwords. Use CATTLE_CA_BUNDLE instead");
+        warn!(
+            "CATTLE_INSECURE_SKIP_VERIFY is on: Rancher's TLS certificate is NOT verified; anyone on the network path can read the Rancher key and the ECR passwords. Use CATTLE_CA_BUNDLE instead"
+        );
     }
     let http = match rancher::http_client(&config.rancher.tls) {
         Ok(http) => http,
@@ -62,8 +66,15 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     }
     let cattle = Cattle::new(http, config.rancher.endpoint, credentials);
     let ecr = Ecr::new(region.clone(), config.aws.registry_ids.clone(), config.aws.assume_role.as_ref()).await;
-    let refresher =
-        Refresher { ecr, cattle, auto_create: config.auto_create, schedule: config.schedule, backoff: config.backoff };
+    let status = Arc::new(Status::new(&[cattle.endpoint().to_string()]));
+    let refresher = Refresher {
+        ecr,
+        cattle,
+        auto_create: config.auto_create,
+        schedule: config.schedule,
+        backoff: config.backoff,
+        status: status.clone(),
+    };
 
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -95,9 +106,9 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             return Exit::BadConfig;
         }
     };
-    info!(address = %config.listen, "Health endpoint listening (GET /ping)");
+    info!(address = %config.listen, "Health endpoint listening (/ping, /healthz, /readyz, /metrics)");
     let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(server::serve(listener, async move { server_shutdown.cancelled().await }));
+    let server = tokio::spawn(server::serve(listener, status, async move { server_shutdown.cancelled().await }));
 
     refresher.run(&shutdown).await;
     // The loop ends only on shutdown; give the health server a moment to close its connections.

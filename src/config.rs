@@ -105,6 +105,16 @@ pub struct Cli {
     /// Refresh once and exit: 0 when every ECR registry was brought up to date in Rancher, 1 otherwise.
     #[arg(long)]
     pub once: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Ask the running daemon's /readyz (at LISTEN_ADDRESS:LISTEN_PORT, localhost when it listens on all
+    /// interfaces) and exit 0 when it is ready, 1 when not. For Docker HEALTHCHECK in images without curl.
+    Healthcheck,
 }
 
 /// A checked configuration. Built only by [`Config::from_cli`].
@@ -184,6 +194,7 @@ impl Config {
     /// Checks every setting. `web_identity` tells whether AWS_WEB_IDENTITY_TOKEN_FILE is set, in which case
     /// AWS_ROLE_ARN belongs to the web identity provider of the default chain and is not assumed again.
     pub fn from_cli(cli: Cli, web_identity: bool) -> Result<Config, ConfigError> {
+        let listen = listen_address(&cli)?;
         let url = non_empty(cli.cattle_url).ok_or_else(|| {
             invalid("CATTLE_URL", "not set; give the Rancher API endpoint, e.g. http://rancher:8080/v2-beta")
         })?;
@@ -261,17 +272,6 @@ impl Config {
             None => false,
         };
 
-        let port = match non_empty(cli.listen_port) {
-            Some(value) => parse_port(&value)?,
-            None => DEFAULT_LISTEN_PORT,
-        };
-        let ip: IpAddr = match non_empty(cli.listen_address) {
-            Some(value) => value.parse().map_err(|_| {
-                invalid("LISTEN_ADDRESS", format!("'{value}' is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"))
-            })?,
-            None => IpAddr::from([0, 0, 0, 0]),
-        };
-
         let log_level = match non_empty(cli.log_level) {
             Some(value) => parse_log_level(&value)?,
             None => tracing::Level::INFO,
@@ -295,7 +295,7 @@ impl Config {
             rancher: RancherSettings { endpoint, tls, credentials },
             aws: AwsSettings { region, registry_ids, assume_role },
             auto_create,
-            listen: SocketAddr::new(ip, port),
+            listen,
             log_level,
             log_format,
             schedule,
@@ -303,6 +303,21 @@ impl Config {
             once: cli.once,
         })
     }
+}
+
+/// The address of the health endpoint, from LISTEN_ADDRESS and LISTEN_PORT.
+pub fn listen_address(cli: &Cli) -> Result<SocketAddr, ConfigError> {
+    let port = match non_empty(cli.listen_port.clone()) {
+        Some(value) => parse_port(&value)?,
+        None => DEFAULT_LISTEN_PORT,
+    };
+    let ip: IpAddr = match non_empty(cli.listen_address.clone()) {
+        Some(value) => value.parse().map_err(|_| {
+            invalid("LISTEN_ADDRESS", format!("'{value}' is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"))
+        })?,
+        None => IpAddr::from([0, 0, 0, 0]),
+    };
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// Treats an empty or all-blank value as unset: templates often render unanswered questions as "".
@@ -587,7 +602,10 @@ mod tests {
         assert!(err.problem.contains("no PEM certificate"), "{err}");
         let err = config(&[URL, "--cattle-ca-bundle=/nonexistent/ca.pem"]).unwrap_err();
         assert_eq!(err.setting, "CATTLE_CA_BUNDLE");
-        assert_eq!(config(&[URL, "--cattle-insecure-skip-verify=perhaps"]).unwrap_err().setting, "CATTLE_INSECURE_SKIP_VERIFY");
+        assert_eq!(
+            config(&[URL, "--cattle-insecure-skip-verify=perhaps"]).unwrap_err().setting,
+            "CATTLE_INSECURE_SKIP_VERIFY"
+        );
     }
 
     #[test]

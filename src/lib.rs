@@ -11,7 +11,8 @@
 //! - [`rancher`]: the Rancher APIs ([`rancher::cattle`] for 1.x).
 //! - [`schedule`]: when the next refresh is due, after success and after failure.
 //! - [`refresh`]: the loop that ties ECR and Rancher together.
-//! - [`server`]: health over HTTP.
+//! - [`status`]: liveness, readiness and metrics, shared by the loop and the server.
+//! - [`server`]: health and metrics over HTTP, and the `healthcheck` command.
 //! - [`app`]: start-up and shutdown, as `main` runs them.
 
 pub mod address;
@@ -23,3 +24,4 @@ pub mod rancher;
 pub mod refresh;
 pub mod schedule;
 pub mod server;
+pub mod status;

@@ -4,6 +4,7 @@
 //! due at a share of the token's remaining lifetime ([`Schedule`]); after a failure, sooner ([`Backoff`]).
 //! Cancellation ends the loop at once, during a sleep or in the middle of a cycle.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use crate::ecr::{Ecr, EcrError, RegistryToken};
 use crate::rancher::RancherError;
 use crate::rancher::cattle::{Cattle, HostOutcome};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
+use crate::status::Status;
 
 /// Everything one refresh needs.
 pub struct Refresher {
@@ -21,6 +23,7 @@ pub struct Refresher {
     pub auto_create: bool,
     pub schedule: Schedule,
     pub backoff: Backoff,
+    pub status: Arc<Status>,
 }
 
 /// A cycle that brought every ECR host up to date in Rancher.
@@ -56,8 +59,35 @@ fn when(at: Option<SystemTime>) -> String {
 }
 
 impl Refresher {
-    /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem.
+    /// The name of the Rancher target in logs, metrics and readiness.
+    pub fn target(&self) -> String {
+        self.cattle.endpoint().to_string()
+    }
+
+    /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem, and
+    /// reports to [`Status`].
     pub async fn refresh_once(&self) -> Result<CycleSuccess, CycleError> {
+        let started = tokio::time::Instant::now();
+        self.status.refresh_started();
+        let result = self.cycle().await;
+        let took = started.elapsed();
+        let target = self.target();
+        match &result {
+            Ok(_) => self.status.refresh_succeeded(&target, took, SystemTime::now()),
+            Err(e) => {
+                match e {
+                    CycleError::Ecr(inner) => self.status.error("aws", inner.kind()),
+                    CycleError::Rancher(inner) => self.status.error("rancher", inner.kind()),
+                    // Counted host by host as they happened.
+                    CycleError::Partial { .. } => {}
+                }
+                self.status.refresh_failed(&target, took, &e.to_string());
+            }
+        }
+        result
+    }
+
+    async fn cycle(&self) -> Result<CycleSuccess, CycleError> {
         let tokens = self.ecr.fetch_tokens().await?;
         debug!(region = self.ecr.region(), registries = tokens.len(), "Got ECR authorization tokens");
         self.write_to_rancher(&tokens).await
@@ -77,6 +107,11 @@ impl Refresher {
             let host = &report.host;
             let expires_at = tokens.iter().find(|t| &t.host == host).and_then(|t| t.expires_at);
             let expires = when(expires_at);
+            if let Ok(outcome) = &report.result
+                && outcome.wrote_credential()
+            {
+                self.status.credential_written(&rancher, host, expires_at, SystemTime::now());
+            }
             match &report.result {
                 Ok(HostOutcome::Updated { registry, credentials }) => {
                     for credential in credentials {
@@ -104,6 +139,7 @@ impl Refresher {
                         "Every credential of this registry is deactivated; leaving them alone");
                 }
                 Err(e) => {
+                    self.status.error("rancher", e.kind());
                     failed += 1;
                     permanent |= e.is_permanent();
                     log_rancher_error(host, &rancher, e);
@@ -138,6 +174,7 @@ impl Refresher {
                     delay
                 }
             };
+            self.status.sleeping_until(tokio::time::Instant::now() + delay);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,

@@ -67,6 +67,17 @@ pub enum HostOutcome {
     OnlyInactive { registry: String },
 }
 
+impl HostOutcome {
+    /// True when a credential now holds the new password.
+    pub fn wrote_credential(&self) -> bool {
+        match self {
+            HostOutcome::Updated { credentials, .. } => !credentials.is_empty(),
+            HostOutcome::CreatedCredential { .. } | HostOutcome::CreatedRegistry { .. } => true,
+            HostOutcome::NoRegistry | HostOutcome::OnlyInactive { .. } => false,
+        }
+    }
+}
+
 /// One line of a sync: the host and what happened to it.
 #[derive(Debug)]
 pub struct HostReport {
