@@ -4,6 +4,7 @@
 //! due at a share of the token's remaining lifetime ([`Schedule`]); after a failure, sooner ([`Backoff`]).
 //! Cancellation ends the loop at once, during a sleep or in the middle of a cycle.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -155,35 +156,20 @@ impl Refresher {
 
     /// Refreshes at once, then whenever the next refresh is due, until `shutdown` is cancelled.
     pub async fn run(&self, shutdown: &CancellationToken) {
-        let mut failures: u32 = 0;
-        loop {
-            let outcome = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                outcome = self.refresh_once() => outcome,
-            };
-            let delay = match outcome {
-                Ok(success) => {
-                    failures = 0;
-                    self.delay_after_success(&success)
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let delay = self.backoff.delay(failures, e.is_permanent(), fastrand::f64());
-                    log_cycle_error(&e, failures, delay);
-                    delay
-                }
-            };
-            self.status.sleeping_until(tokio::time::Instant::now() + delay);
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
+        let pacing = Pacing { schedule: &self.schedule, backoff: &self.backoff, status: &self.status };
+        drive(&pacing, shutdown, || self.refresh_once()).await;
     }
+}
 
-    fn delay_after_success(&self, success: &CycleSuccess) -> Duration {
+/// What decides the pauses of the loop.
+pub struct Pacing<'a> {
+    pub schedule: &'a Schedule,
+    pub backoff: &'a Backoff,
+    pub status: &'a Status,
+}
+
+impl Pacing<'_> {
+    pub fn delay_after_success(&self, success: &CycleSuccess) -> Duration {
         let (delay, problem) = self.schedule.after_success(SystemTime::now(), success.earliest_expiry, fastrand::f64());
         let expires = when(success.earliest_expiry);
         match problem {
@@ -199,6 +185,42 @@ impl Refresher {
         info!(credentials = success.credentials_updated, expires_at = %expires,
             next_refresh_in = %humantime::format_duration(round(delay)), "Refresh complete");
         delay
+    }
+}
+
+/// The loop: calls `refresh` at once, then again whenever the next refresh is due, until `shutdown` is
+/// cancelled. Cancellation ends it at once, in a sleep or in the middle of a refresh (whose future is then
+/// dropped: a request not yet sent is never sent).
+pub async fn drive<F, Fut>(pacing: &Pacing<'_>, shutdown: &CancellationToken, mut refresh: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<CycleSuccess, CycleError>>,
+{
+    let mut failures: u32 = 0;
+    loop {
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            outcome = refresh() => outcome,
+        };
+        let delay = match outcome {
+            Ok(success) => {
+                failures = 0;
+                pacing.delay_after_success(&success)
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = pacing.backoff.delay(failures, e.is_permanent(), fastrand::f64());
+                log_cycle_error(&e, failures, delay);
+                delay
+            }
+        };
+        pacing.status.sleeping_until(tokio::time::Instant::now() + delay);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
     }
 }
 
@@ -240,5 +262,135 @@ fn log_cycle_error(e: &CycleError, failures: u32, delay: Duration) {
                 warn!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "Could not read Rancher's registries; will retry")
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+
+    fn transient() -> CycleError {
+        CycleError::Ecr(EcrError::Service { code: "ThrottlingException".into(), message: "slow down".into() })
+    }
+
+    fn permanent() -> CycleError {
+        CycleError::Ecr(EcrError::Service { code: "AccessDeniedException".into(), message: "no".into() })
+    }
+
+    fn success(lifetime: Duration) -> CycleSuccess {
+        CycleSuccess { earliest_expiry: Some(SystemTime::now() + lifetime), credentials_updated: 1 }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Runs the loop on scripted outcomes and returns the time of each refresh, relative to the first.
+    async fn refresh_times(script: Vec<Result<CycleSuccess, CycleError>>) -> Vec<Duration> {
+        let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
+        let pacing = Pacing { schedule: &schedule, backoff: &backoff, status: &status };
+        let shutdown = CancellationToken::new();
+        let script = Mutex::new(VecDeque::from(script));
+        let calls = Mutex::new(Vec::new());
+        let start = Instant::now();
+        drive(&pacing, &shutdown, || {
+            calls.lock().unwrap().push(start.elapsed());
+            let next = script.lock().unwrap().pop_front();
+            if next.is_none() {
+                shutdown.cancel();
+            }
+            async move { next.unwrap_or_else(|| Err(transient())) }
+        })
+        .await;
+        let mut calls = calls.into_inner().unwrap();
+        calls.pop(); // the call that found the script empty
+        calls
+    }
+
+    fn gaps(times: &[Duration]) -> Vec<Duration> {
+        times.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    fn within(gap: Duration, low: Duration, high: Duration) -> bool {
+        gap >= low && gap <= high
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_quickly_then_success_waits_about_half_the_lifetime() {
+        let times = refresh_times(vec![
+            Err(transient()),
+            Err(transient()),
+            Err(transient()),
+            Ok(success(12 * HOUR)),
+            Err(transient()),
+            Ok(success(12 * HOUR)),
+        ])
+        .await;
+        let gaps = gaps(&times);
+        assert_eq!(gaps.len(), 5, "{gaps:?}");
+        let s = Duration::from_secs;
+        assert!(within(gaps[0], s(4), s(5)), "first retry after ~5s: {gaps:?}");
+        assert!(within(gaps[1], s(8), s(10)), "then ~10s: {gaps:?}");
+        assert!(within(gaps[2], s(16), s(20)), "then ~20s: {gaps:?}");
+        assert!(within(gaps[3], HOUR * 54 / 10, 6 * HOUR), "after success ~6h: {gaps:?}");
+        assert!(within(gaps[4], s(4), s(5)), "a new failure starts the backoff again: {gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_retry_every_five_minutes_and_never_faster() {
+        let times = refresh_times((0..6).map(|_| Err(permanent())).collect()).await;
+        for gap in gaps(&times) {
+            assert!(within(gap, Duration::from_secs(240), Duration::from_secs(300)), "{gap:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expiry_in_the_past_does_not_cause_a_busy_loop() {
+        let stale = || Ok(CycleSuccess { earliest_expiry: Some(SystemTime::now() - HOUR), credentials_updated: 1 });
+        let times = refresh_times(vec![stale(), stale(), stale()]).await;
+        for gap in gaps(&times) {
+            assert!(gap >= HOUR * 9 / 10, "falls back to about an hour: {gap:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_a_long_sleep_at_once() {
+        let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
+        let pacing = Pacing { schedule: &schedule, backoff: &backoff, status: &status };
+        let shutdown = CancellationToken::new();
+        let canceller = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            canceller.cancel();
+        });
+        let start = Instant::now();
+        let calls = Mutex::new(0);
+        drive(&pacing, &shutdown, || {
+            *calls.lock().unwrap() += 1;
+            async { Ok(success(12 * HOUR)) }
+        })
+        .await;
+        assert_eq!(*calls.lock().unwrap(), 1);
+        assert!(start.elapsed() < Duration::from_secs(61), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_abandons_a_refresh_in_flight() {
+        let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
+        let pacing = Pacing { schedule: &schedule, backoff: &backoff, status: &status };
+        let shutdown = CancellationToken::new();
+        let canceller = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            canceller.cancel();
+        });
+        let start = Instant::now();
+        drive(&pacing, &shutdown, || async {
+            tokio::time::sleep(HOUR).await;
+            Ok(success(12 * HOUR))
+        })
+        .await;
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
     }
 }
