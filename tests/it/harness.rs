@@ -56,12 +56,8 @@ pub async fn cattle() -> FakeCattle {
 }
 
 pub async fn cattle_with(config: CattleConfig) -> FakeCattle {
-    FakeCattle::start(CattleConfig {
-        access_key: CATTLE_ACCESS.into(),
-        secret_key: CATTLE_SECRET.into(),
-        ..config
-    })
-    .await
+    FakeCattle::start(CattleConfig { access_key: CATTLE_ACCESS.into(), secret_key: CATTLE_SECRET.into(), ..config })
+        .await
 }
 
 /// The environment of a typical `docker run -e ...` against the stand-ins.
@@ -157,9 +153,9 @@ impl Daemon {
 
     /// Waits until the output contains `needle`; panics with the output after `limit`.
     pub async fn wait_for_log(&self, needle: &str, limit: Duration) {
-        wait_until(limit, || self.output().contains(needle)).await.unwrap_or_else(|_| {
-            panic!("no log line with {needle:?} within {limit:?}; output:\n{}", self.output())
-        });
+        wait_until(limit, || self.output().contains(needle))
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {needle:?} within {limit:?}; output:\n{}", self.output()));
     }
 
     pub fn pid(&self) -> i32 {
