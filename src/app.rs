@@ -4,13 +4,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::ecr::{self, Ecr};
+use crate::rancher::session::{Auth, Session};
 use crate::rancher::{self, cattle::Cattle};
 use crate::refresh::Refresher;
 use crate::server;
@@ -60,11 +60,14 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             return Exit::BadConfig;
         }
     };
-    let credentials = config.rancher.credentials.map(|c| (c.access_key, SecretString::from(c.secret_key)));
-    if credentials.is_none() {
-        warn!("CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY are not set: calling Rancher without authentication");
-    }
-    let cattle = Cattle::new(http, config.rancher.endpoint, credentials);
+    let auth = match config.rancher.credentials {
+        Some(c) => Auth::Basic { access_key: c.access_key, secret_key: c.secret_key },
+        None => {
+            warn!("CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY are not set: calling Rancher without authentication");
+            Auth::None
+        }
+    };
+    let cattle = Cattle::new(Session::new(http, auth), config.rancher.endpoint);
     let ecr = Ecr::new(region.clone(), config.aws.registry_ids.clone(), config.aws.assume_role.as_ref()).await;
     let status = Arc::new(Status::new(&[cattle.endpoint().to_string()]));
     let refresher = Refresher {

@@ -6,17 +6,15 @@
 //! `registryId` filter; `secretValue` is write-only; `/v1` requires an `email` on create, and sending it where
 //! the field does not exist is harmless.
 
-use std::collections::HashSet;
-
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use url::Url;
 
+use super::RancherError;
 use super::endpoint::{Endpoint, is_cattle_id};
-use super::{Answer, RancherError, send};
+use super::session::{Session, with_query};
 use crate::address;
 use crate::ecr::RegistryToken;
 
@@ -24,8 +22,6 @@ use crate::ecr::RegistryToken;
 pub const EMAIL: &str = "not-really@required.anymore";
 /// Items per page. Cattle caps `limit` at 3000 (the docs say 1000); larger pages mean fewer requests.
 pub const PAGE_LIMIT: u32 = 1000;
-/// A guard against a server whose pagination never ends: 10 million registries.
-const MAX_PAGES: usize = 10_000;
 
 const REGISTRIES: &str = "registries";
 const CREDENTIALS: &str = "registrycredentials";
@@ -33,9 +29,8 @@ const CREDENTIALS: &str = "registrycredentials";
 /// A Cattle environment reached through one endpoint and one API key.
 #[derive(Clone)]
 pub struct Cattle {
-    http: reqwest::Client,
+    session: Session,
     endpoint: Endpoint,
-    credentials: Option<(String, SecretString)>,
 }
 
 /// A registry whose server address names one of the ECR hosts.
@@ -93,18 +88,6 @@ pub struct SkippedAddress {
 }
 
 #[derive(Deserialize)]
-struct Page<T> {
-    #[serde(default = "Vec::new")]
-    data: Vec<T>,
-    pagination: Option<Pagination>,
-}
-
-#[derive(Deserialize)]
-struct Pagination {
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct RegistryItem {
     id: String,
     #[serde(rename = "serverAddress")]
@@ -134,66 +117,12 @@ fn is_switched_off(state: &str) -> bool {
 }
 
 impl Cattle {
-    pub fn new(http: reqwest::Client, endpoint: Endpoint, credentials: Option<(String, SecretString)>) -> Cattle {
-        Cattle { http, endpoint, credentials }
+    pub fn new(session: Session, endpoint: Endpoint) -> Cattle {
+        Cattle { session, endpoint }
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
-    }
-
-    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, url).header(reqwest::header::ACCEPT, "application/json");
-        match &self.credentials {
-            Some((access, secret)) => request.basic_auth(access, Some(secret.expose_secret())),
-            None => request,
-        }
-    }
-
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Answer, RancherError> {
-        let request = request.build().map_err(|e| RancherError::Body {
-            method: Method::GET,
-            url: self.endpoint.to_string(),
-            detail: format!("could not build a request: {}", e.without_url()),
-        })?;
-        send(&self.http, request).await
-    }
-
-    /// Reads a collection to its end, handing every item to `visit`. Follows `pagination.next` by taking its
-    /// `marker` onto our own URL, so that credentials go only where `CATTLE_URL` points even when Rancher
-    /// generates links with another host name. Returns the number of pages read.
-    async fn for_each<T: DeserializeOwned>(&self, first: Url, mut visit: impl FnMut(T)) -> Result<usize, RancherError> {
-        let mut url = first.clone();
-        let mut seen_markers = HashSet::new();
-        for page_number in 1..=MAX_PAGES {
-            let answer = self.call(self.request(Method::GET, url.clone())).await?;
-            let page: Page<T> = answer.json()?;
-            page.data.into_iter().for_each(&mut visit);
-            let Some(next) = page.pagination.and_then(|p| p.next).filter(|n| !n.is_empty()) else {
-                return Ok(page_number);
-            };
-            let marker = Url::parse(&next)
-                .ok()
-                .and_then(|next| next.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned()))
-                .ok_or_else(|| RancherError::Body {
-                    method: Method::GET,
-                    url: url.to_string(),
-                    detail: format!("pagination.next '{next}' has no marker"),
-                })?;
-            if !seen_markers.insert(marker.clone()) {
-                return Err(RancherError::Body {
-                    method: Method::GET,
-                    url: url.to_string(),
-                    detail: format!("pagination repeats marker '{marker}'"),
-                });
-            }
-            url = with_query(&first, &[("marker", &marker)]);
-        }
-        Err(RancherError::Body {
-            method: Method::GET,
-            url: first.to_string(),
-            detail: format!("more than {MAX_PAGES} pages"),
-        })
     }
 
     /// Scans every registry of the environment and returns those whose address names one of `hosts`, paired
@@ -205,22 +134,23 @@ impl Cattle {
         let url = with_query(&self.endpoint.collection(REGISTRIES), &[("limit", &PAGE_LIMIT.to_string())]);
         let mut found = Vec::new();
         let mut skipped = Vec::new();
-        self.for_each(url, |item: RegistryItem| {
-            let state = item.state.unwrap_or_default();
-            if is_gone(&state) {
-                return;
-            }
-            let address = item.server_address.unwrap_or_default();
-            match address::normalize(&address) {
-                Some(normalized) => {
-                    if let Some(host) = hosts.iter().find(|h| **h == normalized) {
-                        found.push((host.to_string(), Registry { id: item.id, server_address: address, state }));
-                    }
+        self.session
+            .for_each(url, |item: RegistryItem| {
+                let state = item.state.unwrap_or_default();
+                if is_gone(&state) {
+                    return;
                 }
-                None => skipped.push(SkippedAddress { registry: item.id, server_address: address }),
-            }
-        })
-        .await?;
+                let address = item.server_address.unwrap_or_default();
+                match address::normalize(&address) {
+                    Some(normalized) => {
+                        if let Some(host) = hosts.iter().find(|h| **h == normalized) {
+                            found.push((host.to_string(), Registry { id: item.id, server_address: address, state }));
+                        }
+                    }
+                    None => skipped.push(SkippedAddress { registry: item.id, server_address: address }),
+                }
+            })
+            .await?;
         Ok((found, skipped))
     }
 
@@ -231,13 +161,14 @@ impl Cattle {
             &[("registryId", registry_id), ("limit", &PAGE_LIMIT.to_string())],
         );
         let mut credentials = Vec::new();
-        self.for_each(url, |item: CredentialItem| {
-            let state = item.state.unwrap_or_default();
-            if !is_gone(&state) {
-                credentials.push(Credential { id: item.id, state });
-            }
-        })
-        .await?;
+        self.session
+            .for_each(url, |item: CredentialItem| {
+                let state = item.state.unwrap_or_default();
+                if !is_gone(&state) {
+                    credentials.push(Credential { id: item.id, state });
+                }
+            })
+            .await?;
         Ok(credentials)
     }
 
@@ -248,13 +179,16 @@ impl Cattle {
             "secretValue": token.password.expose_secret(),
             "email": EMAIL,
         });
-        self.call(self.request(Method::PUT, url).json(&body)).await?;
+        self.session.call(self.session.request(Method::PUT, url).json(&body)).await?;
         Ok(())
     }
 
     pub async fn create_registry(&self, host: &str) -> Result<String, RancherError> {
         let body = json!({ "type": "registry", "serverAddress": host });
-        let answer = self.call(self.request(Method::POST, self.endpoint.collection(REGISTRIES)).json(&body)).await?;
+        let answer = self
+            .session
+            .call(self.session.request(Method::POST, self.endpoint.collection(REGISTRIES)).json(&body))
+            .await?;
         Ok(answer.json::<Created>()?.id)
     }
 
@@ -266,7 +200,10 @@ impl Cattle {
             "secretValue": token.password.expose_secret(),
             "email": EMAIL,
         });
-        let answer = self.call(self.request(Method::POST, self.endpoint.collection(CREDENTIALS)).json(&body)).await?;
+        let answer = self
+            .session
+            .call(self.session.request(Method::POST, self.endpoint.collection(CREDENTIALS)).json(&body))
+            .await?;
         Ok(answer.json::<Created>()?.id)
     }
 
@@ -331,39 +268,9 @@ impl Cattle {
     }
 }
 
-/// `base` with these query parameters set (replacing any of the same name).
-fn with_query(base: &Url, params: &[(&str, &str)]) -> Url {
-    let mut url = base.clone();
-    let kept: Vec<(String, String)> = base
-        .query_pairs()
-        .filter(|(k, _)| !params.iter().any(|(name, _)| k == name))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    {
-        let mut query = url.query_pairs_mut();
-        query.clear();
-        for (k, v) in &kept {
-            query.append_pair(k, v);
-        }
-        for (k, v) in params {
-            query.append_pair(k, v);
-        }
-    }
-    url
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_parameters_are_replaced_not_repeated() {
-        let base = Url::parse("http://r/v1/registries?limit=1000").unwrap();
-        let next = with_query(&base, &[("marker", "m1000")]);
-        assert_eq!(next.as_str(), "http://r/v1/registries?limit=1000&marker=m1000");
-        let again = with_query(&next, &[("marker", "m2000")]);
-        assert_eq!(again.as_str(), "http://r/v1/registries?limit=1000&marker=m2000");
-    }
 
     #[test]
     fn states_are_classified() {

@@ -1,10 +1,12 @@
 //! The Rancher side: the HTTP client, the errors every Rancher API shares, and one module per API family.
 //!
 //! - [`endpoint`]: which API a configured URL points at and the URLs built from it;
+//! - [`session`]: authenticated requests and paging, shared by the API families;
 //! - [`cattle`]: Rancher 1.x (`/v1`, `/v2-beta`): `registry` + `registryCredential`.
 
 pub mod cattle;
 pub mod endpoint;
+pub mod session;
 
 use std::time::Duration;
 
