@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::ecr::{self, Ecr};
 use crate::rancher::session::{Auth, Session};
-use crate::rancher::{self, cattle::Cattle};
+use crate::rancher::{self, Target, cattle::Cattle};
 use crate::refresh::Refresher;
 use crate::server;
 use crate::status::Status;
@@ -69,10 +69,11 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     };
     let cattle = Cattle::new(Session::new(http, auth), config.rancher.endpoint);
     let ecr = Ecr::new(region.clone(), config.aws.registry_ids.clone(), config.aws.assume_role.as_ref()).await;
-    let status = Arc::new(Status::new(&[cattle.endpoint().to_string()]));
+    let rancher = Target::Cattle(cattle);
+    let status = Arc::new(Status::new(&[rancher.name()]));
     let refresher = Refresher {
         ecr,
-        cattle,
+        rancher,
         auto_create: config.auto_create,
         schedule: config.schedule,
         backoff: config.backoff,
@@ -81,7 +82,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
 
     info!(
         version = env!("CARGO_PKG_VERSION"),
-        rancher = %refresher.cattle.endpoint(),
+        rancher = %refresher.target(),
         region = %region,
         registry_ids = %config.aws.registry_ids.join(","),
         assume_role = config.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),

@@ -12,15 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::ecr::{Ecr, EcrError, RegistryToken};
-use crate::rancher::RancherError;
-use crate::rancher::cattle::{Cattle, HostOutcome};
+use crate::rancher::{Action, Notice, RancherError, Target};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
 use crate::status::Status;
 
 /// Everything one refresh needs.
 pub struct Refresher {
     pub ecr: Ecr,
-    pub cattle: Cattle,
+    pub rancher: Target,
     pub auto_create: bool,
     pub schedule: Schedule,
     pub backoff: Backoff,
@@ -41,7 +40,7 @@ pub enum CycleError {
     Ecr(#[from] EcrError),
     #[error(transparent)]
     Rancher(#[from] RancherError),
-    #[error("{failed} of {total} registries could not be updated in Rancher")]
+    #[error("{failed} of {total} credentials could not be brought up to date in Rancher")]
     Partial { failed: usize, total: usize, permanent: bool },
 }
 
@@ -62,7 +61,7 @@ fn when(at: Option<SystemTime>) -> String {
 impl Refresher {
     /// The name of the Rancher target in logs, metrics and readiness.
     pub fn target(&self) -> String {
-        self.cattle.endpoint().to_string()
+        self.rancher.name()
     }
 
     /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem, and
@@ -95,63 +94,43 @@ impl Refresher {
     }
 
     async fn write_to_rancher(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
-        let rancher = self.cattle.endpoint().to_string();
-        let (reports, skipped) = self.cattle.sync(tokens, self.auto_create).await?;
-        for skip in &skipped {
-            warn!(rancher = %rancher, registry_id = %skip.registry, server_address = %skip.server_address,
-                "Skipped a Rancher registry whose server address is not a host name");
+        let target = self.target();
+        let report = self.rancher.sync(tokens, self.auto_create).await?;
+        let now = SystemTime::now();
+        for written in &report.written {
+            let expires_at = tokens.iter().find(|t| t.host == written.host).and_then(|t| t.expires_at);
+            self.status.credential_written(&target, &written.key(), expires_at, now);
+            let message = match written.action {
+                Action::Updated => "Updated credential",
+                Action::Created => "Created credential",
+                Action::CreatedWithRegistry => "Created registry and credential (AUTO_CREATE)",
+            };
+            info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref().unwrap_or(""),
+                resource = %written.resource, expires_at = %when(expires_at), "{message}");
         }
-        let mut credentials_updated = 0;
-        let mut failed = 0;
+        for notice in &report.notices {
+            match notice {
+                Notice::NoRegistry { host, scope } => warn!(registry = %host, rancher = %target,
+                    scope = scope.as_deref().unwrap_or(""),
+                    "No registry in Rancher for this ECR host; add it in Rancher or set AUTO_CREATE=true"),
+                Notice::OnlyInactive { host, resource } => warn!(registry = %host, rancher = %target,
+                    resource = %resource, "Every credential of this registry is deactivated; leaving them alone"),
+                Notice::MalformedAddress { resource, address } => warn!(rancher = %target, resource = %resource,
+                    server_address = %address, "Skipped a Rancher registry whose address is not a host name"),
+            }
+        }
         let mut permanent = false;
-        for report in &reports {
-            let host = &report.host;
-            let expires_at = tokens.iter().find(|t| &t.host == host).and_then(|t| t.expires_at);
-            let expires = when(expires_at);
-            if let Ok(outcome) = &report.result
-                && outcome.wrote_credential()
-            {
-                self.status.credential_written(&rancher, host, expires_at, SystemTime::now());
-            }
-            match &report.result {
-                Ok(HostOutcome::Updated { registry, credentials }) => {
-                    for credential in credentials {
-                        credentials_updated += 1;
-                        info!(registry = %host, rancher = %rancher, registry_id = %registry, credential_id = %credential,
-                            expires_at = %expires, "Updated credential");
-                    }
-                }
-                Ok(HostOutcome::CreatedCredential { registry, credential }) => {
-                    credentials_updated += 1;
-                    info!(registry = %host, rancher = %rancher, registry_id = %registry, credential_id = %credential,
-                        expires_at = %expires, "Created credential for an existing registry");
-                }
-                Ok(HostOutcome::CreatedRegistry { registry, credential }) => {
-                    credentials_updated += 1;
-                    info!(registry = %host, rancher = %rancher, registry_id = %registry, credential_id = %credential,
-                        expires_at = %expires, "Created registry and credential (AUTO_CREATE)");
-                }
-                Ok(HostOutcome::NoRegistry) => {
-                    warn!(registry = %host, rancher = %rancher,
-                        "No registry in Rancher for this ECR host; add it in Rancher or set AUTO_CREATE=true");
-                }
-                Ok(HostOutcome::OnlyInactive { registry }) => {
-                    warn!(registry = %host, rancher = %rancher, registry_id = %registry,
-                        "Every credential of this registry is deactivated; leaving them alone");
-                }
-                Err(e) => {
-                    self.status.error("rancher", e.kind());
-                    failed += 1;
-                    permanent |= e.is_permanent();
-                    log_rancher_error(host, &rancher, e);
-                }
-            }
+        for failure in &report.failures {
+            self.status.error("rancher", failure.error.kind());
+            permanent |= failure.error.is_permanent();
+            log_rancher_error(&failure.host, &target, &failure.error);
         }
-        if failed > 0 {
-            return Err(CycleError::Partial { failed, total: reports.len(), permanent });
+        if !report.failures.is_empty() {
+            let total = report.failures.len() + report.written.len();
+            return Err(CycleError::Partial { failed: report.failures.len(), total, permanent });
         }
         let earliest_expiry = tokens.iter().filter_map(|t| t.expires_at).min();
-        Ok(CycleSuccess { earliest_expiry, credentials_updated })
+        Ok(CycleSuccess { earliest_expiry, credentials_updated: report.written.len() })
     }
 
     /// Refreshes at once, then whenever the next refresh is due, until `shutdown` is cancelled.

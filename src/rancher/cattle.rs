@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::RancherError;
 use super::endpoint::{Endpoint, is_cattle_id};
 use super::session::{Session, with_query};
+use super::{Action, Failure, Notice, RancherError, SyncReport, Written};
 use crate::address;
 use crate::ecr::RegistryToken;
 
@@ -45,46 +45,6 @@ pub struct Registry {
 pub struct Credential {
     pub id: String,
     pub state: String,
-}
-
-/// What happened to one ECR host in one Rancher environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostOutcome {
-    /// The password of these credentials was replaced.
-    Updated { registry: String, credentials: Vec<String> },
-    /// The registry existed without a credential; one was created.
-    CreatedCredential { registry: String, credential: String },
-    /// No registry matched; AUTO_CREATE created it and its credential.
-    CreatedRegistry { registry: String, credential: String },
-    /// No registry matched and AUTO_CREATE is off.
-    NoRegistry,
-    /// The registry has credentials, but all are deactivated: someone switched them off on purpose.
-    OnlyInactive { registry: String },
-}
-
-impl HostOutcome {
-    /// True when a credential now holds the new password.
-    pub fn wrote_credential(&self) -> bool {
-        match self {
-            HostOutcome::Updated { credentials, .. } => !credentials.is_empty(),
-            HostOutcome::CreatedCredential { .. } | HostOutcome::CreatedRegistry { .. } => true,
-            HostOutcome::NoRegistry | HostOutcome::OnlyInactive { .. } => false,
-        }
-    }
-}
-
-/// One line of a sync: the host and what happened to it.
-#[derive(Debug)]
-pub struct HostReport {
-    pub host: String,
-    pub result: Result<HostOutcome, RancherError>,
-}
-
-/// Malformed registry addresses seen while scanning; reported, never fatal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedAddress {
-    pub registry: String,
-    pub server_address: String,
 }
 
 #[derive(Deserialize)]
@@ -130,7 +90,7 @@ impl Cattle {
     pub async fn find_registries(
         &self,
         hosts: &[&str],
-    ) -> Result<(Vec<(String, Registry)>, Vec<SkippedAddress>), RancherError> {
+    ) -> Result<(Vec<(String, Registry)>, Vec<Notice>), RancherError> {
         let url = with_query(&self.endpoint.collection(REGISTRIES), &[("limit", &PAGE_LIMIT.to_string())]);
         let mut found = Vec::new();
         let mut skipped = Vec::new();
@@ -147,7 +107,9 @@ impl Cattle {
                             found.push((host.to_string(), Registry { id: item.id, server_address: address, state }));
                         }
                     }
-                    None => skipped.push(SkippedAddress { registry: item.id, server_address: address }),
+                    None => {
+                        skipped.push(Notice::MalformedAddress { resource: format!("registry {}", item.id), address })
+                    }
                 }
             })
             .await?;
@@ -219,52 +181,75 @@ impl Cattle {
     }
 
     /// Brings every ECR host up to date in this environment: one registry scan, then per matching registry one
-    /// credential lookup and one PUT per credential. A failure for one host does not stop the others.
-    pub async fn sync(
-        &self,
-        tokens: &[RegistryToken],
-        auto_create: bool,
-    ) -> Result<(Vec<HostReport>, Vec<SkippedAddress>), RancherError> {
+    /// credential lookup and one PUT per credential. A failure for one host does not stop the others; only a
+    /// failed registry scan fails the whole sync.
+    pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
         let hosts: Vec<&str> = tokens.iter().map(|t| t.host.as_str()).collect();
         let (found, skipped) = self.find_registries(&hosts).await?;
-        let mut reports = Vec::new();
+        let mut report = SyncReport { notices: skipped, ..SyncReport::default() };
         for token in tokens {
             let registries: Vec<&Registry> = found.iter().filter(|(h, _)| *h == token.host).map(|(_, r)| r).collect();
             if registries.is_empty() {
-                let result = if auto_create { self.create_all(token).await } else { Ok(HostOutcome::NoRegistry) };
-                reports.push(HostReport { host: token.host.clone(), result });
+                if !auto_create {
+                    report.notices.push(Notice::NoRegistry { host: token.host.clone(), scope: None });
+                    continue;
+                }
+                match self.create_all(token).await {
+                    Ok(written) => report.written.push(written),
+                    Err(error) => report.failures.push(Failure { host: token.host.clone(), scope: None, error }),
+                }
                 continue;
             }
             for registry in registries {
-                let result = self.refresh_registry(registry, token).await;
-                reports.push(HostReport { host: token.host.clone(), result });
+                if let Err(error) = self.refresh_registry(registry, token, &mut report).await {
+                    report.failures.push(Failure { host: token.host.clone(), scope: None, error });
+                }
             }
         }
-        Ok((reports, skipped))
+        Ok(report)
     }
 
-    async fn refresh_registry(&self, registry: &Registry, token: &RegistryToken) -> Result<HostOutcome, RancherError> {
+    async fn refresh_registry(
+        &self,
+        registry: &Registry,
+        token: &RegistryToken,
+        report: &mut SyncReport,
+    ) -> Result<(), RancherError> {
+        let written = |credential: &str, action| Written {
+            host: token.host.clone(),
+            scope: None,
+            resource: format!("registry {} credential {credential}", registry.id),
+            action,
+        };
         let credentials = self.credentials_of(&registry.id).await?;
         if credentials.is_empty() {
             let credential = self.create_credential(&registry.id, token).await?;
-            return Ok(HostOutcome::CreatedCredential { registry: registry.id.clone(), credential });
+            report.written.push(written(&credential, Action::Created));
+            return Ok(());
         }
         let live: Vec<&Credential> = credentials.iter().filter(|c| !is_switched_off(&c.state)).collect();
         if live.is_empty() {
-            return Ok(HostOutcome::OnlyInactive { registry: registry.id.clone() });
+            report
+                .notices
+                .push(Notice::OnlyInactive { host: token.host.clone(), resource: format!("registry {}", registry.id) });
+            return Ok(());
         }
-        let mut updated = Vec::new();
         for credential in live {
             self.update_credential(&credential.id, token).await?;
-            updated.push(credential.id.clone());
+            report.written.push(written(&credential.id, Action::Updated));
         }
-        Ok(HostOutcome::Updated { registry: registry.id.clone(), credentials: updated })
+        Ok(())
     }
 
-    async fn create_all(&self, token: &RegistryToken) -> Result<HostOutcome, RancherError> {
+    async fn create_all(&self, token: &RegistryToken) -> Result<Written, RancherError> {
         let registry = self.create_registry(&token.host).await?;
         let credential = self.create_credential(&registry, token).await?;
-        Ok(HostOutcome::CreatedRegistry { registry, credential })
+        Ok(Written {
+            host: token.host.clone(),
+            scope: None,
+            resource: format!("registry {registry} credential {credential}"),
+            action: Action::CreatedWithRegistry,
+        })
     }
 }
 

@@ -13,8 +13,87 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 
 use crate::config::TlsSettings;
+use crate::ecr::RegistryToken;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+/// One place in Rancher that credentials are written to, through whichever API it speaks.
+pub enum Target {
+    Cattle(cattle::Cattle),
+}
+
+impl Target {
+    /// The name of the target in logs, metrics and readiness: its API URL.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Cattle(cattle) => cattle.endpoint().to_string(),
+        }
+    }
+
+    /// Brings every ECR host up to date in this target.
+    pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
+        match self {
+            Target::Cattle(cattle) => cattle.sync(tokens, auto_create).await,
+        }
+    }
+}
+
+/// What one sync of one target did: every credential written, every notice, every failure.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    pub written: Vec<Written>,
+    pub notices: Vec<Notice>,
+    pub failures: Vec<Failure>,
+}
+
+/// A credential that now holds the new password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The ECR host.
+    pub host: String,
+    /// Where in the target, when a target spans several places (a Rancher 2 project).
+    pub scope: Option<String>,
+    /// The resource written, for logs: e.g. `registry 1sp3 credential 1c12`.
+    pub resource: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Updated,
+    Created,
+    /// The registry did not exist; AUTO_CREATE created it with its credential.
+    CreatedWithRegistry,
+}
+
+/// Something a person may want to know that did not fail the sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// No registry or credential names this host, and AUTO_CREATE is off.
+    NoRegistry { host: String, scope: Option<String> },
+    /// Every credential of this registry is deactivated: someone switched them off on purpose.
+    OnlyInactive { host: String, resource: String },
+    /// A registry address that is not a host name; skipped.
+    MalformedAddress { resource: String, address: String },
+}
+
+/// A host that could not be brought up to date.
+#[derive(Debug)]
+pub struct Failure {
+    pub host: String,
+    pub scope: Option<String>,
+    pub error: RancherError,
+}
+
+impl Written {
+    /// The key under which readiness and metrics track this credential.
+    pub fn key(&self) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}/{}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
 
 /// Connect timeout of every Rancher call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
