@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::config::RancherAuth;
 use crate::ecr::{self, Ecr};
-use crate::rancher::session::{Auth, Session};
-use crate::rancher::{self, Target, cattle::Cattle};
+use crate::rancher::{self, Target, TargetSettings};
 use crate::refresh::Refresher;
 use crate::server;
 use crate::status::Status;
@@ -60,16 +60,18 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             return Exit::BadConfig;
         }
     };
-    let auth = match config.rancher.credentials {
-        Some(c) => Auth::Basic { access_key: c.access_key, secret_key: c.secret_key },
-        None => {
-            warn!("CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY are not set: calling Rancher without authentication");
-            Auth::None
-        }
+    if matches!(config.rancher.auth, RancherAuth::None) {
+        warn!(
+            "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication"
+        );
+    }
+    let settings = TargetSettings {
+        auth: config.rancher.auth,
+        projects: config.rancher.projects,
+        cluster: config.rancher.cluster,
     };
-    let cattle = Cattle::new(Session::new(http, auth), config.rancher.endpoint);
+    let rancher = Target::new(http, config.rancher.endpoint, settings);
     let ecr = Ecr::new(region.clone(), config.aws.registry_ids.clone(), config.aws.assume_role.as_ref()).await;
-    let rancher = Target::Cattle(cattle);
     let status = Arc::new(Status::new(&[rancher.name()]));
     let refresher = Refresher {
         ecr,

@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::SecretString;
 
-use crate::rancher::endpoint::{Endpoint, EndpointError};
+use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
+use crate::rancher::v3::is_project_id;
 use crate::schedule::{Backoff, Schedule};
 
 /// Keeps Amazon ECR pull credentials fresh inside Rancher.
@@ -29,7 +30,29 @@ pub struct Cli {
     #[arg(long, env = "CATTLE_URL", value_name = "URL")]
     pub cattle_url: Option<String>,
 
-    /// Rancher API access key (the user name of HTTP Basic auth).
+    /// Which Rancher API CATTLE_URL speaks: auto (from the URL's path; a bare URL is probed), cattle (1.x) or
+    /// v3 (2.x).
+    #[arg(long, env = "RANCHER_API", value_name = "API")]
+    pub rancher_api: Option<String>,
+
+    /// Rancher 2: comma-separated project ids (c-xxxxx:p-xxxxx) to keep credentials fresh in, when CATTLE_URL
+    /// is the /v3 root. Empty: every project the API key can see.
+    #[arg(long, env = "RANCHER_PROJECTS", value_name = "IDS")]
+    pub rancher_projects: Option<String>,
+
+    /// Rancher 2: only the projects of this cluster (e.g. c-xxxxx or local), when CATTLE_URL is the /v3 root.
+    #[arg(long, env = "RANCHER_CLUSTER", value_name = "ID")]
+    pub rancher_cluster: Option<String>,
+
+    /// Rancher 2 bearer token (token-xxxxx:secret), instead of CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY.
+    #[arg(long, env = "RANCHER_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub rancher_token: Option<String>,
+
+    /// File holding the Rancher 2 bearer token (for mounted secrets); instead of RANCHER_TOKEN.
+    #[arg(long, env = "RANCHER_TOKEN_FILE", value_name = "PATH")]
+    pub rancher_token_file: Option<PathBuf>,
+
+    /// Rancher API access key (Cattle: the user name of HTTP Basic auth; Rancher 2: the token-xxxxx part).
     #[arg(long, env = "CATTLE_ACCESS_KEY", value_name = "KEY", hide_env_values = true)]
     pub cattle_access_key: Option<String>,
 
@@ -135,8 +158,22 @@ pub struct Config {
 pub struct RancherSettings {
     pub endpoint: Endpoint,
     pub tls: TlsSettings,
-    /// `None` when Rancher runs without access control (no key configured).
-    pub credentials: Option<BasicCredentials>,
+    pub auth: RancherAuth,
+    /// Rancher 2 with a /v3 root URL: these projects (empty: all the key can see).
+    pub projects: Vec<String>,
+    /// Rancher 2 with a /v3 root URL and no projects given: only this cluster's projects.
+    pub cluster: Option<String>,
+}
+
+/// The Rancher API key, in whichever form it was given.
+#[derive(Debug, Clone)]
+pub enum RancherAuth {
+    /// Rancher without access control.
+    None,
+    /// An access and a secret key: Basic auth for Cattle, `Bearer access:secret` for Rancher 2.
+    Keys(BasicCredentials),
+    /// A Rancher 2 bearer token `token-xxxxx:secret`.
+    Token(SecretString),
 }
 
 /// How Rancher's certificate is checked.
@@ -147,7 +184,7 @@ pub struct TlsSettings {
     pub insecure_skip_verify: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BasicCredentials {
     pub access_key: String,
     pub secret_key: SecretString,
@@ -198,7 +235,41 @@ impl Config {
         let url = non_empty(cli.cattle_url).ok_or_else(|| {
             invalid("CATTLE_URL", "not set; give the Rancher API endpoint, e.g. http://rancher:8080/v2-beta")
         })?;
-        let endpoint = Endpoint::parse(&url).map_err(|e: EndpointError| invalid("CATTLE_URL", e.to_string()))?;
+        let choice = match non_empty(cli.rancher_api).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => ApiChoice::Auto,
+            Some("cattle") | Some("v1") | Some("v2-beta") | Some("1") => ApiChoice::Cattle,
+            Some("v3") | Some("2") => ApiChoice::V3,
+            Some(other) => {
+                return Err(invalid("RANCHER_API", format!("'{other}' is not a Rancher API; use auto, cattle or v3")));
+            }
+        };
+        let endpoint =
+            Endpoint::parse(&url, choice).map_err(|e: EndpointError| invalid("CATTLE_URL", e.to_string()))?;
+        let projects = parse_projects(cli.rancher_projects.as_deref().unwrap_or(""))?;
+        let cluster = non_empty(cli.rancher_cluster);
+        if let Some(cluster) = &cluster
+            && !cluster.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(invalid("RANCHER_CLUSTER", format!("'{cluster}' is not a cluster id (e.g. c-xxxxx or local)")));
+        }
+        match &endpoint {
+            Endpoint::Cattle(_) if !projects.is_empty() => {
+                return Err(invalid("RANCHER_PROJECTS", "only for Rancher 2; CATTLE_URL is a Rancher 1.x URL"));
+            }
+            Endpoint::Cattle(_) if cluster.is_some() => {
+                return Err(invalid("RANCHER_CLUSTER", "only for Rancher 2; CATTLE_URL is a Rancher 1.x URL"));
+            }
+            Endpoint::V3 { project: Some(_), .. } if !projects.is_empty() || cluster.is_some() => {
+                return Err(invalid(
+                    if projects.is_empty() { "RANCHER_CLUSTER" } else { "RANCHER_PROJECTS" },
+                    "CATTLE_URL already names one project; give the /v3 root URL to cover several",
+                ));
+            }
+            _ if !projects.is_empty() && cluster.is_some() => {
+                return Err(invalid("RANCHER_CLUSTER", "set together with RANCHER_PROJECTS; use one or the other"));
+            }
+            _ => {}
+        }
 
         let access_key = secret_setting(
             "CATTLE_ACCESS_KEY",
@@ -212,15 +283,23 @@ impl Config {
             "CATTLE_SECRET_KEY_FILE",
             cli.cattle_secret_key_file,
         )?;
-        let credentials = match (access_key, secret_key) {
-            (Some(access_key), Some(secret_key)) => {
-                Some(BasicCredentials { access_key, secret_key: secret_key.into() })
+        let token = secret_setting("RANCHER_TOKEN", cli.rancher_token, "RANCHER_TOKEN_FILE", cli.rancher_token_file)?;
+        let auth = match (access_key, secret_key, token) {
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(invalid(
+                    "RANCHER_TOKEN",
+                    "set together with CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY; use one or the other",
+                ));
             }
-            (None, None) => None,
-            (Some(_), None) => {
+            (None, None, Some(token)) => RancherAuth::Token(token.into()),
+            (Some(access_key), Some(secret_key), None) => {
+                RancherAuth::Keys(BasicCredentials { access_key, secret_key: secret_key.into() })
+            }
+            (None, None, None) => RancherAuth::None,
+            (Some(_), None, None) => {
                 return Err(invalid("CATTLE_SECRET_KEY", "not set, but CATTLE_ACCESS_KEY is; set both or neither"));
             }
-            (None, Some(_)) => {
+            (None, Some(_), None) => {
                 return Err(invalid("CATTLE_ACCESS_KEY", "not set, but CATTLE_SECRET_KEY is; set both or neither"));
             }
         };
@@ -292,7 +371,7 @@ impl Config {
             Schedule::with_max_interval(refresh_interval).map_err(|problem| invalid("REFRESH_INTERVAL", problem))?;
 
         Ok(Config {
-            rancher: RancherSettings { endpoint, tls, credentials },
+            rancher: RancherSettings { endpoint, tls, auth, projects, cluster },
             aws: AwsSettings { region, registry_ids, assume_role },
             auto_create,
             listen,
@@ -410,6 +489,19 @@ fn parse_region(setting: &'static str, value: &str) -> Result<String, ConfigErro
     }
 }
 
+fn parse_projects(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut projects: Vec<String> = Vec::new();
+    for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        if !is_project_id(id) {
+            return Err(invalid("RANCHER_PROJECTS", format!("'{id}' is not a project id (c-xxxxx:p-xxxxx)")));
+        }
+        if !projects.iter().any(|known| known == id) {
+            projects.push(id.to_string());
+        }
+    }
+    Ok(projects)
+}
+
 fn parse_registry_ids(value: &str) -> Result<Vec<String>, ConfigError> {
     let mut ids: Vec<String> = Vec::new();
     for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
@@ -479,7 +571,7 @@ mod tests {
         assert_eq!(config.log_level, tracing::Level::INFO);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.schedule.max_interval, Duration::from_secs(6 * 3600));
-        assert!(config.rancher.credentials.is_none());
+        assert!(matches!(config.rancher.auth, RancherAuth::None));
         assert!(config.aws.registry_ids.is_empty());
         assert!(config.aws.assume_role.is_none());
     }
@@ -580,7 +672,7 @@ mod tests {
         std::fs::write(&file, "s3cr3t\n").unwrap();
         let file_arg = format!("--cattle-secret-key-file={}", file.display());
         let config_ok = config(&[URL, "--cattle-access-key=ak", &file_arg]).unwrap();
-        let creds = config_ok.rancher.credentials.unwrap();
+        let RancherAuth::Keys(creds) = config_ok.rancher.auth else { panic!("keys expected") };
         assert_eq!(creds.access_key, "ak");
         assert_eq!(creds.secret_key.expose_secret(), "s3cr3t");
 
@@ -606,6 +698,25 @@ mod tests {
             config(&[URL, "--cattle-insecure-skip-verify=perhaps"]).unwrap_err().setting,
             "CATTLE_INSECURE_SKIP_VERIFY"
         );
+    }
+
+    #[test]
+    fn rancher_2_settings_are_checked_against_the_url() {
+        let v3 = "--cattle-url=https://rancher.example.com/v3";
+        let config_ok = config(&[v3, "--rancher-projects=c-a:p-b, local:p-c"]).unwrap();
+        assert_eq!(config_ok.rancher.projects, vec!["c-a:p-b", "local:p-c"]);
+        assert_eq!(config(&[v3, "--rancher-projects=p-b"]).unwrap_err().setting, "RANCHER_PROJECTS");
+        assert_eq!(config(&[URL, "--rancher-projects=c-a:p-b"]).unwrap_err().setting, "RANCHER_PROJECTS");
+        assert_eq!(config(&[URL, "--rancher-cluster=c-a"]).unwrap_err().setting, "RANCHER_CLUSTER");
+        let project_url = "--cattle-url=https://r/v3/projects/c-a:p-b";
+        assert_eq!(config(&[project_url, "--rancher-cluster=c-a"]).unwrap_err().setting, "RANCHER_CLUSTER");
+        assert_eq!(config(&[v3, "--rancher-cluster=C A"]).unwrap_err().setting, "RANCHER_CLUSTER");
+        assert_eq!(config(&[v3, "--rancher-api=v4"]).unwrap_err().setting, "RANCHER_API");
+        assert_eq!(config(&[v3, "--rancher-api=cattle"]).unwrap_err().setting, "CATTLE_URL");
+        let token = config(&[v3, "--rancher-token=token-abcde:s3cr3t"]).unwrap();
+        assert!(matches!(token.rancher.auth, RancherAuth::Token(_)));
+        let both = config(&[v3, "--rancher-token=t:s", "--cattle-access-key=a", "--cattle-secret-key=b"]);
+        assert_eq!(both.unwrap_err().setting, "RANCHER_TOKEN");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::endpoint::{Endpoint, is_cattle_id};
+use super::endpoint::{CattleEndpoint, is_cattle_id};
 use super::session::{Session, with_query};
 use super::{Action, Failure, Notice, RancherError, SyncReport, Written};
 use crate::address;
@@ -30,7 +30,7 @@ const CREDENTIALS: &str = "registrycredentials";
 #[derive(Clone)]
 pub struct Cattle {
     session: Session,
-    endpoint: Endpoint,
+    endpoint: CattleEndpoint,
 }
 
 /// A registry whose server address names one of the ECR hosts.
@@ -77,11 +77,11 @@ fn is_switched_off(state: &str) -> bool {
 }
 
 impl Cattle {
-    pub fn new(session: Session, endpoint: Endpoint) -> Cattle {
+    pub fn new(session: Session, endpoint: CattleEndpoint) -> Cattle {
         Cattle { session, endpoint }
     }
 
-    pub fn endpoint(&self) -> &Endpoint {
+    pub fn endpoint(&self) -> &CattleEndpoint {
         &self.endpoint
     }
 

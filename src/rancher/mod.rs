@@ -2,31 +2,77 @@
 //!
 //! - [`endpoint`]: which API a configured URL points at and the URLs built from it;
 //! - [`session`]: authenticated requests and paging, shared by the API families;
-//! - [`cattle`]: Rancher 1.x (`/v1`, `/v2-beta`): `registry` + `registryCredential`.
+//! - [`cattle`]: Rancher 1.x (`/v1`, `/v2-beta`): `registry` + `registryCredential`;
+//! - [`v3`]: Rancher 2.x (`/v3`): `dockerCredential` + `namespacedDockerCredential`.
 
 pub mod cattle;
 pub mod endpoint;
 pub mod session;
+pub mod v3;
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use crate::config::TlsSettings;
+use crate::config::{RancherAuth, TlsSettings};
 use crate::ecr::RegistryToken;
+use endpoint::Endpoint;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use session::{Auth, Session};
+use url::Url;
 
 /// One place in Rancher that credentials are written to, through whichever API it speaks.
 pub enum Target {
     Cattle(cattle::Cattle),
+    V3(v3::V3),
+    /// A bare URL: which API it speaks is asked of the server at the first refresh, then kept.
+    Probe(Probe),
+}
+
+/// What a bare URL needs to become a [`Target`] once its API is known.
+pub struct Probe {
+    http: reqwest::Client,
+    root: Url,
+    settings: TargetSettings,
+    resolved: tokio::sync::OnceCell<Box<Target>>,
+}
+
+/// The parts of the Rancher settings that shape a target.
+pub struct TargetSettings {
+    pub auth: RancherAuth,
+    pub projects: Vec<String>,
+    pub cluster: Option<String>,
 }
 
 impl Target {
-    /// The name of the target in logs, metrics and readiness: its API URL.
+    /// Builds the target for a configured endpoint.
+    pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: TargetSettings) -> Target {
+        match endpoint {
+            Endpoint::Cattle(endpoint) => {
+                Target::Cattle(cattle::Cattle::new(Session::new(http, cattle_auth(&settings.auth)), endpoint))
+            }
+            Endpoint::V3 { base, project } => {
+                let scope = match project {
+                    Some(project) => v3::Scope::Projects(vec![project]),
+                    None if !settings.projects.is_empty() => v3::Scope::Projects(settings.projects),
+                    None => v3::Scope::All { cluster: settings.cluster },
+                };
+                Target::V3(v3::V3::new(Session::new(http, v3_auth(&settings.auth)), base, scope))
+            }
+            Endpoint::Unversioned { root } => {
+                Target::Probe(Probe { http, root, settings, resolved: tokio::sync::OnceCell::new() })
+            }
+        }
+    }
+
+    /// The name of the target in logs, metrics and readiness: its API URL (and scope).
     pub fn name(&self) -> String {
         match self {
             Target::Cattle(cattle) => cattle.endpoint().to_string(),
+            Target::V3(v3) => v3.name(),
+            Target::Probe(probe) => probe.root.to_string(),
         }
     }
 
@@ -34,7 +80,76 @@ impl Target {
     pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
         match self {
             Target::Cattle(cattle) => cattle.sync(tokens, auto_create).await,
+            Target::V3(v3) => v3.sync(tokens, auto_create).await,
+            Target::Probe(probe) => {
+                let target = probe.resolved.get_or_try_init(|| probe.resolve()).await?;
+                Box::pin(target.sync(tokens, auto_create)).await
+            }
         }
+    }
+}
+
+impl Probe {
+    /// Asks `<root>/v3`, without credentials: Cattle answers every request with an `X-API-Schemas` header
+    /// naming its own version (or 404s), Rancher 2 names `/v3` or answers 200/401.
+    async fn resolve(&self) -> Result<Box<Target>, RancherError> {
+        let url = endpoint::under(&self.root, "v3");
+        let request = self.http.get(url.clone()).header(reqwest::header::ACCEPT, "application/json");
+        let method = Method::GET;
+        let response = request.send().await.map_err(|e| RancherError::transport(&method, url.as_str(), e))?;
+        let schemas =
+            response.headers().get("x-api-schemas").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+        let status = response.status();
+        let is_v3 = match schemas {
+            Some(schemas) => schemas.contains("/v3"),
+            None if status == StatusCode::NOT_FOUND => false,
+            None if status.is_success() || status == StatusCode::UNAUTHORIZED => true,
+            None => {
+                return Err(RancherError::Body {
+                    method,
+                    url: url.to_string(),
+                    detail: format!("HTTP {status} does not tell Rancher 1.x from 2.x; set RANCHER_API"),
+                });
+            }
+        };
+        let endpoint = if is_v3 {
+            Endpoint::V3 { base: url, project: None }
+        } else {
+            Endpoint::Cattle(endpoint::CattleEndpoint::v1_under(&self.root))
+        };
+        tracing::info!(rancher = %self.root, api = %endpoint, "Found which Rancher API the URL speaks");
+        let settings = TargetSettings {
+            auth: self.settings.auth.clone(),
+            projects: self.settings.projects.clone(),
+            cluster: self.settings.cluster.clone(),
+        };
+        Ok(Box::new(Target::new(self.http.clone(), endpoint, settings)))
+    }
+}
+
+fn cattle_auth(auth: &RancherAuth) -> Auth {
+    match auth {
+        RancherAuth::None => Auth::None,
+        RancherAuth::Keys(keys) => {
+            Auth::Basic { access_key: keys.access_key.clone(), secret_key: keys.secret_key.clone() }
+        }
+        RancherAuth::Token(token) => match token.expose_secret().split_once(':') {
+            Some((access, secret)) => {
+                Auth::Basic { access_key: access.to_string(), secret_key: SecretString::from(secret.to_string()) }
+            }
+            None => Auth::Bearer { token: token.clone() },
+        },
+    }
+}
+
+/// Rancher 2 takes `Bearer <access>:<secret>`; Basic would need URL-safe base64, which clients do not send.
+fn v3_auth(auth: &RancherAuth) -> Auth {
+    match auth {
+        RancherAuth::None => Auth::None,
+        RancherAuth::Keys(keys) => Auth::Bearer {
+            token: SecretString::from(format!("{}:{}", keys.access_key, keys.secret_key.expose_secret())),
+        },
+        RancherAuth::Token(token) => Auth::Bearer { token: token.clone() },
     }
 }
 
@@ -121,7 +236,7 @@ pub fn http_client(tls: &TlsSettings) -> reqwest::Result<reqwest::Client> {
 
 /// A failed Rancher call. Carries the method, the URL (which never holds a secret: the configuration refuses
 /// URLs with user info) and what Rancher said; never a request body.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RancherError {
     #[error("{method} {url}: {detail}")]
     Transport { method: Method, url: String, detail: String, timeout: bool },
@@ -129,6 +244,9 @@ pub enum RancherError {
     Status { method: Method, url: String, status: StatusCode, code: Option<String>, detail: Option<String> },
     #[error("{method} {url}: unexpected answer: {detail}")]
     Body { method: Method, url: String, detail: String },
+    /// Writing would destroy data: this daemon refuses.
+    #[error("{resource} not written: {detail}")]
+    Refused { resource: String, detail: String },
 }
 
 fn describe(code: &Option<String>, detail: &Option<String>) -> String {
@@ -154,6 +272,7 @@ impl RancherError {
                     | StatusCode::UNPROCESSABLE_ENTITY
             ),
             RancherError::Transport { .. } | RancherError::Body { .. } => false,
+            RancherError::Refused { .. } => true,
         }
     }
 
@@ -172,6 +291,7 @@ impl RancherError {
                 _ => "status",
             },
             RancherError::Body { .. } => "bad_answer",
+            RancherError::Refused { .. } => "refused",
         }
     }
 
@@ -191,7 +311,7 @@ impl RancherError {
         }
     }
 
-    fn transport(method: &Method, url: &str, err: reqwest::Error) -> RancherError {
+    pub(crate) fn transport(method: &Method, url: &str, err: reqwest::Error) -> RancherError {
         let timeout = err.is_timeout();
         // The URL is already part of the message; the cause chain says what actually went wrong.
         let err = err.without_url();

@@ -181,7 +181,11 @@ async fn a_bare_url_uses_the_v1_api() {
 
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert_eq!(secret_of(&cattle, &credential).as_deref(), Some(NEW_PASSWORD));
-    assert!(cattle.requests().iter().all(|r| r.path_and_query.starts_with("/v1/")));
+    // One unauthenticated probe of /v3 tells Rancher 1.x from 2.x; everything else goes to /v1.
+    let requests = cattle.requests();
+    assert_eq!(requests[0].path_and_query, "/v3");
+    assert_eq!(requests[0].authorization, None, "the probe carries no credentials");
+    assert!(requests[1..].iter().all(|r| r.path_and_query.starts_with("/v1/")), "{requests:#?}");
 }
 
 #[tokio::test]

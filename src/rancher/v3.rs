@@ -1,0 +1,314 @@
+//! Rancher 2.x through the norman `/v3` API: `dockerCredential` (project-scoped) and
+//! `namespacedDockerCredential` resources whose `registries` map has a key naming an ECR host.
+//!
+//! Facts this relies on (see the reference notes on the /v3 API): passwords are write-only, and a PUT of
+//! `registries` replaces the whole map. A credential that also holds a registry this daemon does not refresh
+//! is therefore never written: its other passwords would be lost. IDs are `<namespace>:<name>`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::session::{Session, with_query};
+use super::{Action, Failure, Notice, RancherError, SyncReport, Written};
+use crate::address;
+use crate::ecr::RegistryToken;
+
+/// Norman's default page is 1000 and its maximum 10000.
+const PAGE_LIMIT: &str = "1000";
+/// Rancher copies a project-scoped credential into every namespace of the project; the copies are
+/// overwritten from the original, so only the original is written.
+const COPY_ANNOTATION: &str = "management.cattle.io/project-scoped-secret-copy";
+
+/// Which projects a Rancher 2 target covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// These projects (`<cluster>:<project>` ids).
+    Projects(Vec<String>),
+    /// Every project the key can see, optionally only those of one cluster.
+    All { cluster: Option<String> },
+}
+
+/// The two kinds of credential resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Project,
+    Namespaced,
+}
+
+impl Kind {
+    fn collection(self) -> &'static str {
+        match self {
+            Kind::Project => "dockercredentials",
+            Kind::Namespaced => "namespaceddockercredentials",
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            Kind::Project => "dockerCredential",
+            Kind::Namespaced => "namespacedDockerCredential",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ProjectItem {
+    id: String,
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CredentialItem {
+    id: String,
+    #[serde(default)]
+    registries: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    annotations: Option<HashMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+/// A Rancher 2 server reached through one API key.
+#[derive(Clone)]
+pub struct V3 {
+    session: Session,
+    /// `…/v3`, without a trailing slash.
+    base: Url,
+    scope: Scope,
+}
+
+impl V3 {
+    pub fn new(session: Session, base: Url, scope: Scope) -> V3 {
+        V3 { session, base, scope }
+    }
+
+    /// The name of this target: the project URL for one project, else the API URL with the scope.
+    pub fn name(&self) -> String {
+        match &self.scope {
+            Scope::Projects(projects) if projects.len() == 1 => format!("{}/project/{}", self.base, projects[0]),
+            Scope::Projects(projects) => format!("{} projects {}", self.base, projects.join(",")),
+            Scope::All { cluster: Some(cluster) } => format!("{} cluster {cluster}", self.base),
+            Scope::All { cluster: None } => format!("{} all projects", self.base),
+        }
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut().expect("http(s) URLs have a path").extend(segments);
+        url
+    }
+
+    async fn projects(&self) -> Result<Vec<String>, RancherError> {
+        let cluster = match &self.scope {
+            Scope::Projects(projects) => return Ok(projects.clone()),
+            Scope::All { cluster } => cluster,
+        };
+        let mut params = vec![("limit", PAGE_LIMIT)];
+        if let Some(cluster) = cluster {
+            params.push(("clusterId", cluster.as_str()));
+        }
+        let mut projects = Vec::new();
+        self.session
+            .for_each(with_query(&self.url(&["projects"]), &params), |item: ProjectItem| {
+                if item.state.as_deref() != Some("removing") {
+                    projects.push(item.id);
+                }
+            })
+            .await?;
+        Ok(projects)
+    }
+
+    async fn credentials(&self, project: &str, kind: Kind) -> Result<Vec<CredentialItem>, RancherError> {
+        let url = with_query(&self.url(&["project", project, kind.collection()]), &[("limit", PAGE_LIMIT)]);
+        let mut items = Vec::new();
+        self.session
+            .for_each(url, |item: CredentialItem| {
+                let is_copy = item.annotations.as_ref().is_some_and(|a| a.contains_key(COPY_ANNOTATION));
+                if !is_copy {
+                    items.push(item);
+                }
+            })
+            .await?;
+        Ok(items)
+    }
+
+    /// Brings every ECR host up to date in every project of the scope. A project that fails does not stop the
+    /// others; only a failed project listing fails the whole sync.
+    pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
+        let mut report = SyncReport::default();
+        for project in self.projects().await? {
+            if let Err(error) = self.sync_project(&project, tokens, auto_create, &mut report).await {
+                for token in tokens {
+                    report.failures.push(Failure {
+                        host: token.host.clone(),
+                        scope: Some(project.clone()),
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sync_project(
+        &self,
+        project: &str,
+        tokens: &[RegistryToken],
+        auto_create: bool,
+        report: &mut SyncReport,
+    ) -> Result<(), RancherError> {
+        let by_host: HashMap<&str, &RegistryToken> = tokens.iter().map(|t| (t.host.as_str(), t)).collect();
+        let mut covered: Vec<&str> = Vec::new();
+        for kind in [Kind::Project, Kind::Namespaced] {
+            for item in self.credentials(project, kind).await? {
+                let registries = item.registries.unwrap_or_default();
+                let matched: Vec<(&String, &RegistryToken)> = registries
+                    .keys()
+                    .filter_map(|key| address::normalize(key).and_then(|h| by_host.get(h.as_str())).map(|t| (key, *t)))
+                    .collect();
+                let Some((_, first)) = matched.first() else { continue };
+                let resource = format!("{} {}", kind.type_name(), item.id);
+                if matched.len() < registries.len() {
+                    let others: Vec<&str> = registries
+                        .keys()
+                        .filter(|k| !matched.iter().any(|(m, _)| m == k))
+                        .map(String::as_str)
+                        .collect();
+                    report.failures.push(Failure {
+                        host: first.host.clone(),
+                        scope: Some(project.to_string()),
+                        error: RancherError::Refused {
+                            resource: resource.clone(),
+                            detail: format!(
+                                "it also holds {}, whose password Rancher never returns: a PUT would wipe it. \
+                                 Keep each ECR registry in a credential of its own",
+                                others.join(", ")
+                            ),
+                        },
+                    });
+                    continue;
+                }
+                let body = json!({ "registries": registries_body(&matched) });
+                let url = self.url(&["project", project, kind.collection(), &item.id]);
+                match self.session.call(self.session.request(Method::PUT, url).json(&body)).await {
+                    Ok(_) => {
+                        for (_, token) in &matched {
+                            covered.push(token.host.as_str());
+                            report.written.push(Written {
+                                host: token.host.clone(),
+                                scope: Some(project.to_string()),
+                                resource: resource.clone(),
+                                action: Action::Updated,
+                            });
+                        }
+                    }
+                    Err(error) => report.failures.push(Failure {
+                        host: first.host.clone(),
+                        scope: Some(project.to_string()),
+                        error,
+                    }),
+                }
+            }
+        }
+        for token in tokens {
+            let already = covered.contains(&token.host.as_str())
+                || report.failures.iter().any(|f| f.host == token.host && f.scope.as_deref() == Some(project));
+            if already {
+                continue;
+            }
+            if !auto_create {
+                report.notices.push(Notice::NoRegistry { host: token.host.clone(), scope: Some(project.to_string()) });
+                continue;
+            }
+            match self.create(project, token).await {
+                Ok(id) => report.written.push(Written {
+                    host: token.host.clone(),
+                    scope: Some(project.to_string()),
+                    resource: format!("dockerCredential {id}"),
+                    action: Action::Created,
+                }),
+                Err(error) => {
+                    report.failures.push(Failure { host: token.host.clone(), scope: Some(project.to_string()), error })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self, project: &str, token: &RegistryToken) -> Result<String, RancherError> {
+        let body = json!({
+            "type": "dockerCredential",
+            "name": credential_name(&token.host),
+            "registries": registries_body(&[(&token.host, token)]),
+        });
+        let url = self.url(&["project", project, Kind::Project.collection()]);
+        let answer = self.session.call(self.session.request(Method::POST, url).json(&body)).await?;
+        Ok(answer.json::<Created>()?.id)
+    }
+}
+
+/// The `registries` map of a PUT or POST: every key as stored, with user name and new password.
+fn registries_body(entries: &[(&String, &RegistryToken)]) -> Value {
+    let map: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(key, token)| {
+            let entry = json!({ "username": token.username, "password": token.password.expose_secret() });
+            ((*key).clone(), entry)
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// A predictable, valid Kubernetes name for a credential created by this daemon: `ecr-<account>-<region>` for
+/// an ECR host, else `ecr-` and the host with every other character as `-`.
+pub fn credential_name(host: &str) -> String {
+    let parts: Vec<&str> = host.split('.').collect();
+    let raw = match parts[..] {
+        [account, "dkr", "ecr", region, ..] => format!("ecr-{account}-{region}"),
+        _ => format!("ecr-{host}"),
+    };
+    let mut name: String =
+        raw.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
+/// A Rancher 2 project id: `<cluster>:<project>`, both of lower-case letters, digits and dashes.
+pub fn is_project_id(id: &str) -> bool {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    matches!(id.split_once(':'), Some((cluster, project)) if valid(cluster) && valid(project))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_credentials_get_predictable_valid_names() {
+        assert_eq!(credential_name("123456789012.dkr.ecr.us-east-1.amazonaws.com"), "ecr-123456789012-us-east-1");
+        assert_eq!(credential_name("registry.example.com:5000"), "ecr-registry-example-com-5000");
+        let long = format!("{}.example.com", "a".repeat(80));
+        assert!(credential_name(&long).len() <= 63);
+    }
+
+    #[test]
+    fn project_ids_are_cluster_colon_project() {
+        assert!(is_project_id("c-lgmzw:p-z2qff"));
+        assert!(is_project_id("local:p-abcde"));
+        for bad in ["p-z2qff", "c-x:", ":p-y", "C-X:P-Y", "c-x:p-y:z", "c x:p-y"] {
+            assert!(!is_project_id(bad), "{bad}");
+        }
+    }
+}
