@@ -98,7 +98,10 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             result = refresher.refresh_once() => match result {
                 Ok(_) => Exit::Stopped,
                 Err(e) => {
-                    error!(error = %e, "Refresh failed");
+                    match e.hint() {
+                        Some(hint) => error!(error = %e, kind = e.kind(), "Refresh failed: {hint}"),
+                        None => error!(error = %e, kind = e.kind(), "Refresh failed: {}", e.summary()),
+                    }
                     Exit::Failed
                 }
             },

@@ -52,6 +52,35 @@ impl CycleError {
             CycleError::Partial { permanent, .. } => *permanent,
         }
     }
+
+    /// A short, stable name of the kind of error, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CycleError::Ecr(e) => e.kind(),
+            CycleError::Rancher(e) => e.kind(),
+            CycleError::Partial { .. } => "partial",
+        }
+    }
+
+    /// What happened, in words, without the details.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            CycleError::Ecr(_) => "Could not get ECR tokens; Rancher left untouched",
+            CycleError::Rancher(_) => "Could not read Rancher's registries",
+            CycleError::Partial { .. } => "Refresh incomplete (each failure is logged above)",
+        }
+    }
+
+    /// What a person should do about a permanent error, when that is clear.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CycleError::Ecr(e) if e.is_permanent() => Some(
+                "Could not get ECR tokens; Rancher left untouched. Check the IAM permission ecr:GetAuthorizationToken, the AWS credentials and AWS_ECR_REGISTRY_IDS",
+            ),
+            CycleError::Rancher(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 fn when(at: Option<SystemTime>) -> String {
@@ -221,26 +250,11 @@ fn log_rancher_error(host: &str, rancher: &str, e: &RancherError) {
 
 fn log_cycle_error(e: &CycleError, failures: u32, delay: Duration) {
     let retry_in = humantime::format_duration(round(delay)).to_string();
-    match e {
-        // Per-registry failures were logged one by one already.
-        CycleError::Partial { .. } => {
-            warn!(error = %e, failures, retry_in = %retry_in, "Refresh incomplete; will retry")
-        }
-        CycleError::Ecr(inner) if inner.is_permanent() => {
-            error!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in,
-            "Could not get ECR tokens; Rancher left untouched. Check the IAM permission ecr:GetAuthorizationToken, the credentials and AWS_ECR_REGISTRY_IDS")
-        }
-        CycleError::Ecr(inner) => warn!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in,
-            "Could not get ECR tokens; Rancher left untouched, will retry"),
-        CycleError::Rancher(inner) => match (inner.is_permanent(), inner.hint()) {
-            (true, Some(hint)) => error!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "{hint}"),
-            (true, None) => {
-                error!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "Rancher refused the registry listing")
-            }
-            (false, _) => {
-                warn!(error = %e, kind = inner.kind(), failures, retry_in = %retry_in, "Could not read Rancher's registries; will retry")
-            }
-        },
+    let kind = e.kind();
+    match (e.is_permanent(), e.hint()) {
+        (true, Some(hint)) => error!(error = %e, kind, failures, retry_in = %retry_in, "{hint}"),
+        (true, None) => error!(error = %e, kind, failures, retry_in = %retry_in, "Refresh failed; will retry"),
+        (false, _) => warn!(error = %e, kind, failures, retry_in = %retry_in, "{}; will retry", e.summary()),
     }
 }
 

@@ -298,9 +298,9 @@ impl RancherError {
     /// What a person should do about it, when that is clear from the error.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            RancherError::Status { status: StatusCode::UNAUTHORIZED, .. } => {
-                Some("Rancher rejected the API key: check CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY")
-            }
+            RancherError::Status { status: StatusCode::UNAUTHORIZED, .. } => Some(
+                "Rancher rejected the API key (HTTP 401): check CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY (or RANCHER_TOKEN for Rancher 2)",
+            ),
             RancherError::Status { status: StatusCode::FORBIDDEN, .. } => {
                 Some("the API key may not use this environment: check the project in CATTLE_URL and the key's scope")
             }

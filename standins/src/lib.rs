@@ -1,0 +1,14 @@
+//! Loopback stand-ins of the services the daemon talks to, faithful enough to test it end to end:
+//!
+//! * [`ecr::FakeEcr`]: Amazon ECR's `GetAuthorizationToken` over awsJson1.1;
+//! * [`cattle::FakeCattle`]: the Rancher 1.x Cattle API (`/v1`, `/v2-beta`) for registries and their credentials;
+//!
+//! Each one listens on 127.0.0.1, records every request it receives, and can be told to misbehave with a
+//! [`Fault`]. They run on the caller's tokio runtime and stop with it.
+
+pub mod cattle;
+pub mod ecr;
+pub mod fault;
+mod server;
+
+pub use fault::{Fault, FaultKind};

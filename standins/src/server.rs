@@ -1,0 +1,297 @@
+//! The HTTP plumbing every stand-in shares: accept connections on loopback, read each request whole, apply a
+//! fault or ask the stand-in for its answer, and record what was received.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::fault::{FaultKind, Faults};
+
+/// A request as the stand-in sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Call {
+    pub method: String,
+    /// The path exactly as sent, without the query.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call {
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
+    /// `http://<host>` from the Host header, as servers build their links.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.header("host").unwrap_or_else(|| "127.0.0.1".into()))
+    }
+
+    /// The decoded query parameters, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        let Some(query) = &self.query else { return Vec::new() };
+        query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect()
+    }
+
+    pub fn query_value(&self, name: &str) -> Option<String> {
+        self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The stand-in's answer.
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &serde_json::Value) -> Reply {
+        Reply::new(status, "application/json; charset=utf-8", serde_json::to_vec(body).unwrap_or_default())
+    }
+
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        Reply { status, headers: vec![("content-type".into(), content_type.into())], body: body.into() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// What one service does with the requests that reach it.
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn handle(&self, call: &Call) -> Reply;
+
+    /// The answer for [`FaultKind::Status`], shaped like the service's own errors.
+    fn error_reply(&self, call: &Call, status: u16) -> Reply;
+}
+
+/// A request as recorded, with the status it got (0 when it got none).
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    pub call: Call,
+    pub status: u16,
+}
+
+/// The parts of a running stand-in that its owner keeps.
+#[derive(Clone, Debug)]
+pub(crate) struct Server {
+    pub addr: SocketAddr,
+    pub faults: Arc<Faults>,
+    pub log: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 for any free port) and serves `handler` on the current tokio runtime.
+    pub async fn start(addr: SocketAddr, handler: Arc<dyn Handler>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let server =
+            Server { addr: listener.local_addr()?, faults: Arc::default(), log: Arc::new(Mutex::new(Vec::new())) };
+        let shared = server.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (handler, shared) = (handler.clone(), shared.clone());
+                tokio::spawn(async move { shared.connection(stream, handler).await });
+            }
+        });
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap().clone()
+    }
+
+    async fn connection(&self, stream: tokio::net::TcpStream, handler: Arc<dyn Handler>) {
+        // A handler that wants the connection gone without an answer notifies this.
+        let drop_it = Arc::new(Notify::new());
+        let service = {
+            let (drop_it, shared) = (drop_it.clone(), self.clone());
+            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let (drop_it, shared, handler) = (drop_it.clone(), shared.clone(), handler.clone());
+                async move { Ok::<_, Infallible>(shared.answer(request, handler.as_ref(), &drop_it).await) }
+            })
+        };
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            _ = connection => {}
+            _ = drop_it.notified() => {}
+        }
+    }
+
+    async fn answer(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+        handler: &dyn Handler,
+        drop_it: &Notify,
+    ) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let call = Call {
+            method: parts.method.as_str().to_string(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers,
+            body,
+        };
+        let fault = self.faults.take(&call.method, &call.path_and_query());
+        let (reply, status) = match fault.clone() {
+            None => {
+                let reply = handler.handle(&call);
+                let status = reply.status;
+                (Some(reply), status)
+            }
+            Some(FaultKind::Status(status)) => (Some(handler.error_reply(&call, status)), status),
+            Some(FaultKind::EcrError { type_name, status }) => {
+                let body = serde_json::json!({"__type": type_name, "message": format!("{type_name} (stand-in fault)")});
+                let reply = Reply::new(status, "application/x-amz-json-1.1", serde_json::to_vec(&body).unwrap());
+                (Some(reply), status)
+            }
+            Some(FaultKind::NotJson) => {
+                let page = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>";
+                (Some(Reply::new(200, "text/html", page)), 200)
+            }
+            Some(FaultKind::Truncated) => {
+                let reply = handler.handle(&call);
+                let status = reply.status;
+                self.log.lock().unwrap().push(Received { call, status });
+                return truncated(reply);
+            }
+            Some(FaultKind::Hang | FaultKind::DropConnection) => (None, 0),
+        };
+        self.log.lock().unwrap().push(Received { call, status });
+        match (reply, fault) {
+            (Some(reply), _) => response(reply),
+            (None, Some(FaultKind::DropConnection)) => {
+                drop_it.notify_one();
+                std::future::pending().await
+            }
+            // Hang: long enough for any client timeout, short enough not to outlive a test run by much.
+            (None, _) => {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                std::future::pending().await
+            }
+        }
+    }
+}
+
+fn response(reply: Reply) -> Response<Body> {
+    let mut builder = Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK));
+    for (name, value) in &reply.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            builder = builder.header(name.as_str(), value);
+        }
+    }
+    builder.body(Body::Full(Some(reply.body))).unwrap()
+}
+
+/// Headers that promise the whole body, then half of it, then a closed connection.
+fn truncated(reply: Reply) -> Response<Body> {
+    let declared = reply.body.len() as u64 + 64;
+    let half = reply.body.slice(..reply.body.len() / 2);
+    let mut response = response(reply);
+    *response.body_mut() = Body::Truncated { part: Some(half), declared };
+    response
+}
+
+/// A response body: whole, or cut short with an error that makes hyper close the connection.
+pub(crate) enum Body {
+    Full(Option<Bytes>),
+    Truncated { part: Option<Bytes>, declared: u64 },
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        Poll::Ready(match this {
+            Body::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
+            Body::Truncated { part, .. } => match part.take() {
+                Some(d) => Some(Ok(Frame::data(d))),
+                None => Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated"))),
+            },
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Body::Truncated { declared, .. } => SizeHint::with_exact(*declared),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
