@@ -53,7 +53,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             "CATTLE_INSECURE_SKIP_VERIFY is on: Rancher's TLS certificate is NOT verified; anyone on the network path can read the Rancher key and the ECR passwords. Use CATTLE_CA_BUNDLE instead"
         );
     }
-    let http = match rancher::http_client(&config.rancher.tls) {
+    let http = match rancher::http_client(&config.rancher.tls, config.rancher.timeout) {
         Ok(http) => http,
         Err(e) => {
             error!("configuration error: CATTLE_CA_BUNDLE: the HTTP client for Rancher cannot use it: {e}");

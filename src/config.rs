@@ -125,6 +125,20 @@ pub struct Cli {
     #[arg(long, env = "REFRESH_INTERVAL", value_name = "DURATION")]
     pub refresh_interval: Option<String>,
 
+    /// First wait before retrying after a failed refresh (default 5s). The wait doubles after each failure in a
+    /// row, up to RETRY_MAX_DELAY.
+    #[arg(long, env = "RETRY_DELAY", value_name = "DURATION")]
+    pub retry_delay: Option<String>,
+
+    /// Longest wait between retries after failures (default 5m); also the wait after an error that needs a
+    /// person to act (rejected keys, denied permissions).
+    #[arg(long, env = "RETRY_MAX_DELAY", value_name = "DURATION")]
+    pub retry_max_delay: Option<String>,
+
+    /// Time limit of each request to Rancher, from connecting to the last byte of the answer (default 30s).
+    #[arg(long, env = "RANCHER_TIMEOUT", value_name = "DURATION")]
+    pub rancher_timeout: Option<String>,
+
     /// Refresh once and exit: 0 when every ECR registry was brought up to date in Rancher, 1 otherwise.
     #[arg(long)]
     pub once: bool,
@@ -158,6 +172,8 @@ pub struct Config {
 pub struct RancherSettings {
     pub endpoint: Endpoint,
     pub tls: TlsSettings,
+    /// Time limit of each request to Rancher.
+    pub timeout: Duration,
     pub auth: RancherAuth,
     /// Rancher 2 with a /v3 root URL: these projects (empty: all the key can see).
     pub projects: Vec<String>,
@@ -369,16 +385,21 @@ impl Config {
         };
         let schedule =
             Schedule::with_max_interval(refresh_interval).map_err(|problem| invalid("REFRESH_INTERVAL", problem))?;
+        let backoff = backoff(cli.retry_delay, cli.retry_max_delay)?;
+        let timeout = match non_empty(cli.rancher_timeout) {
+            Some(value) => bounded("RANCHER_TIMEOUT", &value, MIN_TIMEOUT, MAX_TIMEOUT)?,
+            None => DEFAULT_RANCHER_TIMEOUT,
+        };
 
         Ok(Config {
-            rancher: RancherSettings { endpoint, tls, auth, projects, cluster },
+            rancher: RancherSettings { endpoint, tls, timeout, auth, projects, cluster },
             aws: AwsSettings { region, registry_ids, assume_role },
             auto_create,
             listen,
             log_level,
             log_format,
             schedule,
-            backoff: Backoff::default(),
+            backoff,
             once: cli.once,
         })
     }
@@ -468,6 +489,38 @@ fn parse_log_level(value: &str) -> Result<tracing::Level, ConfigError> {
 }
 
 /// A duration such as `6h`, `90m`, `1h30m` or `3600s`; a bare number is seconds.
+pub const DEFAULT_RANCHER_TIMEOUT: Duration = Duration::from_secs(30);
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// A duration setting that must lie between `min` and `max`.
+fn bounded(setting: &'static str, value: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    let duration = parse_duration(setting, value)?;
+    if duration < min || duration > max {
+        let (min, max) = (humantime::format_duration(min), humantime::format_duration(max));
+        return Err(invalid(setting, format!("'{value}' is out of range; use between {min} and {max}")));
+    }
+    Ok(duration)
+}
+
+fn backoff(delay: Option<String>, max_delay: Option<String>) -> Result<Backoff, ConfigError> {
+    let defaults = Backoff::default();
+    let initial = match non_empty(delay) {
+        Some(value) => bounded("RETRY_DELAY", &value, MIN_RETRY_DELAY, MAX_RETRY_DELAY)?,
+        None => defaults.initial,
+    };
+    let max = match non_empty(max_delay) {
+        Some(value) => bounded("RETRY_MAX_DELAY", &value, MIN_RETRY_DELAY, MAX_RETRY_DELAY)?,
+        None => defaults.max.max(initial),
+    };
+    if max < initial {
+        return Err(invalid("RETRY_MAX_DELAY", "is shorter than RETRY_DELAY".to_string()));
+    }
+    Ok(Backoff { initial, max, ..defaults })
+}
+
 pub fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let problem = || invalid(setting, format!("'{value}' is not a duration; use e.g. 6h, 90m or 3600s"));
     if let Ok(seconds) = value.parse::<u64>() {
@@ -724,6 +777,26 @@ mod tests {
         let config = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key=very-secret-value"]).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("very-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn retry_delays_and_the_rancher_timeout_are_checked() {
+        let config_ok = config(&[URL, "--retry-delay=200ms", "--retry-max-delay=2s", "--rancher-timeout=1s"]).unwrap();
+        assert_eq!(config_ok.backoff.initial, Duration::from_millis(200));
+        assert_eq!(config_ok.backoff.max, Duration::from_secs(2));
+        assert_eq!(config_ok.rancher.timeout, Duration::from_secs(1));
+        let defaults = config(&[URL]).unwrap();
+        assert_eq!(
+            (defaults.backoff.initial, defaults.backoff.max),
+            (Duration::from_secs(5), Duration::from_secs(300))
+        );
+        assert_eq!(defaults.rancher.timeout, Duration::from_secs(30));
+        // A first delay above the default maximum raises the maximum with it.
+        assert_eq!(config(&[URL, "--retry-delay=10m"]).unwrap().backoff.max, Duration::from_secs(600));
+        assert_eq!(config(&[URL, "--retry-delay=10s", "--retry-max-delay=5s"]).unwrap_err().setting, "RETRY_MAX_DELAY");
+        assert_eq!(config(&[URL, "--retry-delay=1ms"]).unwrap_err().setting, "RETRY_DELAY");
+        assert_eq!(config(&[URL, "--rancher-timeout=2h"]).unwrap_err().setting, "RANCHER_TIMEOUT");
+        assert_eq!(config(&[URL, "--rancher-timeout=fast"]).unwrap_err().setting, "RANCHER_TIMEOUT");
     }
 
     #[test]

@@ -134,13 +134,13 @@ impl Refresher {
                 Action::Created => "Created credential",
                 Action::CreatedWithRegistry => "Created registry and credential (AUTO_CREATE)",
             };
-            info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref().unwrap_or(""),
+            info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref(),
                 resource = %written.resource, expires_at = %when(expires_at), "{message}");
         }
         for notice in &report.notices {
             match notice {
                 Notice::NoRegistry { host, scope } => warn!(registry = %host, rancher = %target,
-                    scope = scope.as_deref().unwrap_or(""),
+                    scope = scope.as_deref(),
                     "No registry in Rancher for this ECR host; add it in Rancher or set AUTO_CREATE=true"),
                 Notice::OnlyInactive { host, resource } => warn!(registry = %host, rancher = %target,
                     resource = %resource, "Every credential of this registry is deactivated; leaving them alone"),

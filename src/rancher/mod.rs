@@ -212,12 +212,11 @@ impl Written {
 
 /// Connect timeout of every Rancher call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Whole-request timeout of every Rancher call: a server that accepts and never answers costs this, once.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP client for Rancher: rustls with the system trust store (plus `CATTLE_CA_BUNDLE`), `HTTPS_PROXY` and
-/// `NO_PROXY` honoured, and timeouts on everything.
-pub fn http_client(tls: &TlsSettings) -> reqwest::Result<reqwest::Client> {
+/// `NO_PROXY` honoured, and timeouts on everything. `timeout` bounds each request as a whole: a server that accepts
+/// and never answers costs this, once.
+pub fn http_client(tls: &TlsSettings, timeout: Duration) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder();
     if let Some(pem) = &tls.ca_bundle {
         builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem)?);
@@ -226,8 +225,8 @@ pub fn http_client(tls: &TlsSettings) -> reqwest::Result<reqwest::Client> {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
     builder
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .timeout(timeout)
         .user_agent(concat!("rancher-ecr-credentials/", env!("CARGO_PKG_VERSION")))
         // Credentials must never follow a redirect to another host.
         .redirect(reqwest::redirect::Policy::none())

@@ -4,5 +4,6 @@
 mod cattle;
 mod config_errors;
 mod daemon;
+mod faults;
 mod harness;
 mod secrets;
