@@ -6,4 +6,5 @@ mod config_errors;
 mod daemon;
 mod faults;
 mod harness;
+mod observability;
 mod secrets;
