@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -11,8 +12,9 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::config::RancherAuth;
 use crate::ecr::{self, Ecr};
+use crate::plan;
 use crate::rancher::{self, Target, TargetSettings};
-use crate::refresh::Refresher;
+use crate::refresh::{Refresher, Source};
 use crate::server;
 use crate::status::Status;
 
@@ -41,89 +43,117 @@ pub async fn run(config: Config) -> Exit {
 
 /// Runs until `shutdown` is cancelled; what [`run`] does, without the signal handling.
 pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
-    let region = match ecr::resolve_region(&config.aws).await {
-        Ok(region) => region,
-        Err(e) => {
-            error!("configuration error: {e}");
-            return Exit::BadConfig;
-        }
-    };
-    if config.rancher.tls.insecure_skip_verify {
-        warn!(
-            "CATTLE_INSECURE_SKIP_VERIFY is on: Rancher's TLS certificate is NOT verified; anyone on the network path can read the Rancher key and the ECR passwords. Use CATTLE_CA_BUNDLE instead"
-        );
+    for name in &config.ignored {
+        warn!("{name} is ignored: CONFIG_FILE describes the sources and targets");
     }
-    let http = match rancher::http_client(&config.rancher.tls, config.rancher.timeout) {
-        Ok(http) => http,
-        Err(e) => {
-            error!("configuration error: CATTLE_CA_BUNDLE: the HTTP client for Rancher cannot use it: {e}");
-            return Exit::BadConfig;
+    let mut regions = Vec::new();
+    for source in &config.plan.sources {
+        match ecr::resolve_region(&source.aws).await {
+            Ok(region) => regions.push(region),
+            Err(e) if config.plan.sources.len() == 1 => return bad_config(&e.to_string()),
+            Err(e) => return bad_config(&format!("source '{}': {}", source.name, e)),
         }
-    };
-    if matches!(config.rancher.auth, RancherAuth::None) {
-        warn!(
-            "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication"
-        );
     }
-    let settings = TargetSettings {
-        auth: config.rancher.auth,
-        projects: config.rancher.projects,
-        cluster: config.rancher.cluster,
-    };
-    let rancher = Target::new(http, config.rancher.endpoint, settings);
-    let ecr = Ecr::new(region.clone(), config.aws.registry_ids.clone(), config.aws.assume_role.as_ref()).await;
-    let status = Arc::new(Status::new(&[rancher.name()]));
-    let refresher = Refresher {
-        ecr,
-        rancher,
-        auto_create: config.auto_create,
-        schedule: config.schedule,
-        backoff: config.backoff,
-        status: status.clone(),
-    };
 
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        rancher = %refresher.target(),
-        region = %region,
-        registry_ids = %config.aws.registry_ids.join(","),
-        assume_role = config.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
-        auto_create = config.auto_create,
-        "Starting"
-    );
+    let mut targets = Vec::new();
+    for spec in &config.plan.targets {
+        let tls = &spec.rancher.tls;
+        let http = match rancher::http_client(tls, spec.rancher.timeout) {
+            Ok(http) => http,
+            Err(e) => return bad_config(&format!("CATTLE_CA_BUNDLE: the HTTP client for Rancher cannot use it: {e}")),
+        };
+        let settings = TargetSettings {
+            auth: spec.rancher.auth.clone(),
+            projects: spec.rancher.projects.clone(),
+            cluster: spec.rancher.cluster.clone(),
+        };
+        let target = Target::new(http, spec.rancher.endpoint.clone(), settings);
+        let name = spec.name.clone().unwrap_or_else(|| target.name());
+        if tls.insecure_skip_verify {
+            warn!(target = %name,
+                "CATTLE_INSECURE_SKIP_VERIFY is on: Rancher's TLS certificate is NOT verified; anyone on the network path can read the Rancher key and the ECR passwords. Use CATTLE_CA_BUNDLE instead");
+        }
+        if matches!(spec.rancher.auth, RancherAuth::None) {
+            warn!(target = %name,
+                "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication");
+        }
+        targets.push((name, target));
+    }
+
+    if config.check_config {
+        let names: Vec<String> = targets.iter().map(|(name, _)| name.clone()).collect();
+        print!("{}", plan::describe(&config.plan, &regions, &names));
+        println!("The configuration is valid.");
+        return Exit::Stopped;
+    }
+
+    let mut sources = Vec::new();
+    for (spec, region) in config.plan.sources.iter().zip(&regions) {
+        let ecr = Ecr::new(
+            region.clone(),
+            spec.aws.registry_ids.clone(),
+            spec.aws.assume_role.as_ref(),
+            spec.endpoint.as_deref(),
+        )
+        .await;
+        info!(
+            source = %spec.name,
+            region = %region,
+            registry_ids = %spec.aws.registry_ids.join(","),
+            assume_role = spec.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
+            "Token source"
+        );
+        sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone())));
+    }
+    let names: Vec<String> = targets.iter().map(|(name, _)| name.clone()).collect();
+    let status = Arc::new(Status::new(&names));
+    let refreshers: Vec<Refresher> = targets
+        .into_iter()
+        .zip(&config.plan.targets)
+        .map(|((name, rancher), spec)| {
+            info!(target = %name, auto_create = spec.auto_create, sources = spec.sources.len(), "Rancher target");
+            Refresher {
+                name,
+                sources: spec.sources.iter().map(|&i| sources[i].clone()).collect(),
+                rancher,
+                auto_create: spec.auto_create,
+                dry_run: config.dry_run,
+                schedule: config.schedule.clone(),
+                backoff: config.backoff.clone(),
+                status: status.clone(),
+            }
+        })
+        .collect();
+    info!(version = env!("CARGO_PKG_VERSION"), targets = refreshers.len(), sources = sources.len(), "Starting");
 
     if config.once {
+        let all = join_all(refreshers.iter().map(|r| r.refresh_once_logged()));
         return tokio::select! {
             _ = shutdown.cancelled() => Exit::Failed,
-            result = refresher.refresh_once() => match result {
-                Ok(_) => Exit::Stopped,
-                Err(e) => {
-                    match e.hint() {
-                        Some(hint) => error!(error = %e, kind = e.kind(), "Refresh failed: {hint}"),
-                        None => error!(error = %e, kind = e.kind(), "Refresh failed: {}", e.summary()),
-                    }
-                    Exit::Failed
-                }
-            },
+            results = all => if results.iter().all(|ok| *ok) { Exit::Stopped } else { Exit::Failed },
         };
     }
 
     let listener = match TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
-        Err(e) => {
-            error!("configuration error: LISTEN_PORT: cannot listen on {}: {e}", config.listen);
-            return Exit::BadConfig;
-        }
+        Err(e) => return bad_config(&format!("LISTEN_PORT: cannot listen on {}: {e}", config.listen)),
     };
     info!(address = %config.listen, "Health endpoint listening (/ping, /healthz, /readyz, /metrics)");
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(server::serve(listener, status, async move { server_shutdown.cancelled().await }));
 
-    refresher.run(&shutdown).await;
-    // The loop ends only on shutdown; give the health server a moment to close its connections.
+    // Each target has its own loop, schedule and backoff; the semaphore bounds how many refresh at once.
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
+    join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits))).await;
+    // The loops end only on shutdown; give the health server a moment to close its connections.
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
     info!("Stopped");
     Exit::Stopped
+}
+
+fn bad_config(message: &str) -> Exit {
+    error!("configuration error: {message}");
+    Exit::BadConfig
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::SecretString;
 
+use crate::plan::{Plan, SourceSpec, TargetSpec};
 use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
 use crate::rancher::v3::is_project_id;
 use crate::schedule::{Backoff, Schedule};
@@ -25,8 +26,9 @@ use crate::schedule::{Backoff, Schedule};
 #[derive(Debug, Parser)]
 #[command(name = "rancher-ecr-credentials", version, about, long_about = None, max_term_width = 110)]
 pub struct Cli {
-    /// Rancher API endpoint, e.g. http://rancher:8080/v1, http://rancher:8080/v2-beta/projects/1a5, or a bare
-    /// http://rancher:8080 (treated as /v1). Injected by Rancher 1.x for services with the agent labels.
+    /// Rancher API endpoint: Rancher 1.x http://rancher:8080/v1, …/v2-beta or …/v2-beta/projects/1a5; Rancher 2
+    /// https://rancher/v3 or …/v3/projects/c-xxxxx:p-xxxxx; or a bare URL, probed to tell the two apart.
+    /// Injected by Rancher 1.x for services with the agent labels.
     #[arg(long, env = "CATTLE_URL", value_name = "URL")]
     pub cattle_url: Option<String>,
 
@@ -139,9 +141,33 @@ pub struct Cli {
     #[arg(long, env = "RANCHER_TIMEOUT", value_name = "DURATION")]
     pub rancher_timeout: Option<String>,
 
+    /// Addresses under which Rancher knows ECR registries, when they differ from the ECR host (a reverse proxy or
+    /// a custom domain in front of ECR): comma-separated ECR_HOST=ADDRESS pairs.
+    #[arg(long, env = "REGISTRY_ADDRESS_MAP", value_name = "MAP")]
+    pub registry_address_map: Option<String>,
+
+    /// A TOML file describing several sources (AWS accounts, roles, regions) and targets (Rancher environments
+    /// or projects); replaces the CATTLE_*, RANCHER_* and AWS_ECR/AWS_ROLE settings. See the README.
+    #[arg(long = "config", env = "CONFIG_FILE", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+
+    /// How many Rancher targets are refreshed at the same time (default 4).
+    #[arg(long, env = "MAX_CONCURRENT_TARGETS", value_name = "N")]
+    pub max_concurrent_targets: Option<String>,
+
     /// Refresh once and exit: 0 when every ECR registry was brought up to date in Rancher, 1 otherwise.
     #[arg(long)]
     pub once: bool,
+
+    /// Print the resolved plan (sources, registry hosts, targets) without secrets and exit, calling nothing:
+    /// 0 when the configuration is valid, 2 when not.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Get tokens from ECR and read Rancher, but change nothing: print what a refresh would write, then exit
+    /// (0 when everything could be checked, 1 otherwise).
+    #[arg(long)]
+    pub dry_run: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -157,15 +183,23 @@ pub enum Command {
 /// A checked configuration. Built only by [`Config::from_cli`].
 #[derive(Debug)]
 pub struct Config {
-    pub rancher: RancherSettings,
-    pub aws: AwsSettings,
-    pub auto_create: bool,
+    /// Where tokens come from and which Rancher targets they go to.
+    pub plan: Plan,
+    /// Target and source settings of the environment that the configuration file replaced.
+    pub ignored: Vec<&'static str>,
     pub listen: SocketAddr,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
     pub schedule: Schedule,
     pub backoff: Backoff,
+    /// How many targets are refreshed at the same time.
+    pub concurrency: usize,
+    /// One refresh, then exit (also set by `dry_run`).
     pub once: bool,
+    /// Read from AWS and Rancher, write nothing, print what would change.
+    pub dry_run: bool,
+    /// Print the plan and exit without calling anything.
+    pub check_config: bool,
 }
 
 #[derive(Debug)]
@@ -219,6 +253,8 @@ pub struct AssumeRole {
     pub role_arn: String,
     pub external_id: Option<SecretString>,
     pub session_name: String,
+    /// How long the role's temporary credentials last (STS DurationSeconds); the SDK's default when `None`.
+    pub duration: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,178 +267,296 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{setting}: {problem}")]
 pub struct ConfigError {
-    pub setting: &'static str,
+    pub setting: String,
     pub problem: String,
 }
 
-fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting, problem: problem.into() }
+pub(crate) fn invalid(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.into(), problem: problem.into() }
 }
 
 pub const DEFAULT_LISTEN_PORT: u16 = 8080;
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-const DEFAULT_SESSION_NAME: &str = "rancher-ecr-credentials";
+pub(crate) const DEFAULT_SESSION_NAME: &str = "rancher-ecr-credentials";
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 impl Config {
     /// Checks every setting. `web_identity` tells whether AWS_WEB_IDENTITY_TOKEN_FILE is set, in which case
     /// AWS_ROLE_ARN belongs to the web identity provider of the default chain and is not assumed again.
     pub fn from_cli(cli: Cli, web_identity: bool) -> Result<Config, ConfigError> {
         let listen = listen_address(&cli)?;
-        let url = non_empty(cli.cattle_url).ok_or_else(|| {
-            invalid("CATTLE_URL", "not set; give the Rancher API endpoint, e.g. http://rancher:8080/v2-beta")
-        })?;
-        let choice = match non_empty(cli.rancher_api).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("auto") => ApiChoice::Auto,
-            Some("cattle") | Some("v1") | Some("v2-beta") | Some("1") => ApiChoice::Cattle,
-            Some("v3") | Some("2") => ApiChoice::V3,
-            Some(other) => {
-                return Err(invalid("RANCHER_API", format!("'{other}' is not a Rancher API; use auto, cattle or v3")));
-            }
-        };
-        let endpoint =
-            Endpoint::parse(&url, choice).map_err(|e: EndpointError| invalid("CATTLE_URL", e.to_string()))?;
-        let projects = parse_projects(cli.rancher_projects.as_deref().unwrap_or(""))?;
-        let cluster = non_empty(cli.rancher_cluster);
-        if let Some(cluster) = &cluster
-            && !cluster.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(invalid("RANCHER_CLUSTER", format!("'{cluster}' is not a cluster id (e.g. c-xxxxx or local)")));
-        }
-        match &endpoint {
-            Endpoint::Cattle(_) if !projects.is_empty() => {
-                return Err(invalid("RANCHER_PROJECTS", "only for Rancher 2; CATTLE_URL is a Rancher 1.x URL"));
-            }
-            Endpoint::Cattle(_) if cluster.is_some() => {
-                return Err(invalid("RANCHER_CLUSTER", "only for Rancher 2; CATTLE_URL is a Rancher 1.x URL"));
-            }
-            Endpoint::V3 { project: Some(_), .. } if !projects.is_empty() || cluster.is_some() => {
-                return Err(invalid(
-                    if projects.is_empty() { "RANCHER_CLUSTER" } else { "RANCHER_PROJECTS" },
-                    "CATTLE_URL already names one project; give the /v3 root URL to cover several",
-                ));
-            }
-            _ if !projects.is_empty() && cluster.is_some() => {
-                return Err(invalid("RANCHER_CLUSTER", "set together with RANCHER_PROJECTS; use one or the other"));
-            }
-            _ => {}
-        }
-
-        let access_key = secret_setting(
-            "CATTLE_ACCESS_KEY",
-            cli.cattle_access_key,
-            "CATTLE_ACCESS_KEY_FILE",
-            cli.cattle_access_key_file,
-        )?;
-        let secret_key = secret_setting(
-            "CATTLE_SECRET_KEY",
-            cli.cattle_secret_key,
-            "CATTLE_SECRET_KEY_FILE",
-            cli.cattle_secret_key_file,
-        )?;
-        let token = secret_setting("RANCHER_TOKEN", cli.rancher_token, "RANCHER_TOKEN_FILE", cli.rancher_token_file)?;
-        let auth = match (access_key, secret_key, token) {
-            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-                return Err(invalid(
-                    "RANCHER_TOKEN",
-                    "set together with CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY; use one or the other",
-                ));
-            }
-            (None, None, Some(token)) => RancherAuth::Token(token.into()),
-            (Some(access_key), Some(secret_key), None) => {
-                RancherAuth::Keys(BasicCredentials { access_key, secret_key: secret_key.into() })
-            }
-            (None, None, None) => RancherAuth::None,
-            (Some(_), None, None) => {
-                return Err(invalid("CATTLE_SECRET_KEY", "not set, but CATTLE_ACCESS_KEY is; set both or neither"));
-            }
-            (None, Some(_), None) => {
-                return Err(invalid("CATTLE_ACCESS_KEY", "not set, but CATTLE_SECRET_KEY is; set both or neither"));
-            }
-        };
-
-        let ca_bundle = match cli.cattle_ca_bundle.filter(|p| !p.as_os_str().is_empty()) {
-            Some(path) => Some(read_ca_bundle(&path)?),
-            None => None,
-        };
-        let insecure_skip_verify = match non_empty(cli.cattle_insecure_skip_verify) {
-            Some(value) => parse_bool("CATTLE_INSECURE_SKIP_VERIFY", &value)?,
-            None => false,
-        };
-        let tls = TlsSettings { ca_bundle, insecure_skip_verify };
-
-        let region = non_empty(cli.aws_region).map(|r| parse_region("AWS_REGION", &r)).transpose()?;
-        let registry_ids = parse_registry_ids(cli.aws_ecr_registry_ids.as_deref().unwrap_or(""))?;
-
-        let session_name = match non_empty(cli.aws_role_session_name) {
-            Some(name) => parse_session_name(&name)?,
-            None => DEFAULT_SESSION_NAME.to_string(),
-        };
-        let external_id = non_empty(cli.aws_role_external_id);
-        let assume_role = match non_empty(cli.aws_role_arn) {
-            Some(arn) => {
-                parse_role_arn(&arn)?;
-                if web_identity {
-                    if external_id.is_some() {
-                        return Err(invalid(
-                            "AWS_ROLE_EXTERNAL_ID",
-                            "cannot be used with AWS_WEB_IDENTITY_TOKEN_FILE: AWS_ROLE_ARN is then the web identity role",
-                        ));
-                    }
-                    None
-                } else {
-                    Some(AssumeRole { role_arn: arn, external_id: external_id.map(SecretString::from), session_name })
-                }
-            }
-            None if external_id.is_some() => {
-                return Err(invalid(
-                    "AWS_ROLE_EXTERNAL_ID",
-                    "set, but AWS_ROLE_ARN is not; the ExternalId belongs to a role",
-                ));
-            }
-            None => None,
-        };
-
-        let auto_create = match non_empty(cli.auto_create) {
-            Some(value) => parse_bool("AUTO_CREATE", &value)?,
-            None => false,
-        };
-
-        let log_level = match non_empty(cli.log_level) {
+        let log_level = match non_empty(cli.log_level.clone()) {
             Some(value) => parse_log_level(&value)?,
             None => tracing::Level::INFO,
         };
-        let log_format = match non_empty(cli.log_format).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let log_format = match non_empty(cli.log_format.clone()).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
                 return Err(invalid("LOG_FORMAT", format!("'{other}' is not a log format; use text or json")));
             }
         };
-
-        let refresh_interval = match non_empty(cli.refresh_interval) {
+        let refresh_interval = match non_empty(cli.refresh_interval.clone()) {
             Some(value) => parse_duration("REFRESH_INTERVAL", &value)?,
             None => DEFAULT_REFRESH_INTERVAL,
         };
         let schedule =
             Schedule::with_max_interval(refresh_interval).map_err(|problem| invalid("REFRESH_INTERVAL", problem))?;
-        let backoff = backoff(cli.retry_delay, cli.retry_max_delay)?;
-        let timeout = match non_empty(cli.rancher_timeout) {
+        let backoff = backoff(cli.retry_delay.clone(), cli.retry_max_delay.clone())?;
+        let timeout = match non_empty(cli.rancher_timeout.clone()) {
             Some(value) => bounded("RANCHER_TIMEOUT", &value, MIN_TIMEOUT, MAX_TIMEOUT)?,
             None => DEFAULT_RANCHER_TIMEOUT,
         };
+        let concurrency = match non_empty(cli.max_concurrent_targets.clone()) {
+            Some(value) => match value.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    return Err(invalid("MAX_CONCURRENT_TARGETS", format!("'{value}' is not a number from 1 to 64")));
+                }
+            },
+            None => DEFAULT_CONCURRENCY,
+        };
+        if cli.check_config && cli.once {
+            return Err(invalid("--check-config", "cannot be combined with --once; it calls nothing"));
+        }
+        let (once, dry_run, check_config) = (cli.once || cli.dry_run, cli.dry_run, cli.check_config);
 
+        let (plan, ignored) = match cli.config_file.clone().filter(|p| !p.as_os_str().is_empty()) {
+            Some(path) => {
+                let ignored = cli.target_and_source_settings();
+                (crate::plan::from_file(&path, web_identity, timeout)?, ignored)
+            }
+            None => (env_plan(cli, web_identity, timeout)?, Vec::new()),
+        };
         Ok(Config {
-            rancher: RancherSettings { endpoint, tls, timeout, auth, projects, cluster },
-            aws: AwsSettings { region, registry_ids, assume_role },
-            auto_create,
+            plan,
+            ignored,
             listen,
             log_level,
             log_format,
             schedule,
             backoff,
-            once: cli.once,
+            concurrency,
+            once,
+            dry_run,
+            check_config,
         })
     }
+}
+
+impl Cli {
+    /// The target and source settings given in the environment or as flags, which a configuration file replaces.
+    fn target_and_source_settings(&self) -> Vec<&'static str> {
+        let given = [
+            ("CATTLE_URL", self.cattle_url.is_some()),
+            ("RANCHER_API", self.rancher_api.is_some()),
+            ("RANCHER_PROJECTS", self.rancher_projects.is_some()),
+            ("RANCHER_CLUSTER", self.rancher_cluster.is_some()),
+            ("RANCHER_TOKEN", self.rancher_token.is_some() || self.rancher_token_file.is_some()),
+            ("CATTLE_ACCESS_KEY", self.cattle_access_key.is_some() || self.cattle_access_key_file.is_some()),
+            ("CATTLE_SECRET_KEY", self.cattle_secret_key.is_some() || self.cattle_secret_key_file.is_some()),
+            ("CATTLE_CA_BUNDLE", self.cattle_ca_bundle.is_some()),
+            ("CATTLE_INSECURE_SKIP_VERIFY", self.cattle_insecure_skip_verify.is_some()),
+            ("AWS_ECR_REGISTRY_IDS", self.aws_ecr_registry_ids.is_some()),
+            ("AWS_ROLE_EXTERNAL_ID", self.aws_role_external_id.is_some()),
+            ("AWS_ROLE_SESSION_NAME", self.aws_role_session_name.is_some()),
+            ("AUTO_CREATE", self.auto_create.is_some()),
+            ("REGISTRY_ADDRESS_MAP", self.registry_address_map.is_some()),
+        ];
+        given.into_iter().filter(|(_, set)| *set).map(|(name, _)| name).collect()
+    }
+}
+
+/// The plan of the environment-variable form: one source (the AWS settings) feeding one target (CATTLE_URL).
+fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, ConfigError> {
+    let target = RawTarget {
+        url: cli.cattle_url,
+        api: cli.rancher_api,
+        projects: cli.rancher_projects,
+        cluster: cli.rancher_cluster,
+        token: cli.rancher_token,
+        token_file: cli.rancher_token_file,
+        access_key: cli.cattle_access_key,
+        access_key_file: cli.cattle_access_key_file,
+        secret_key: cli.cattle_secret_key,
+        secret_key_file: cli.cattle_secret_key_file,
+        ca_bundle: cli.cattle_ca_bundle,
+        insecure_skip_verify: cli.cattle_insecure_skip_verify,
+        auto_create: cli.auto_create,
+    };
+    let source = RawSource {
+        region: cli.aws_region,
+        registry_ids: cli.aws_ecr_registry_ids,
+        role_arn: cli.aws_role_arn,
+        external_id: cli.aws_role_external_id,
+        session_name: cli.aws_role_session_name,
+        address_map: cli.registry_address_map,
+    };
+    let (rancher, auto_create) = target_settings(target, timeout)?;
+    let (aws, addresses) = source_settings(source, web_identity)?;
+    Ok(Plan {
+        sources: vec![SourceSpec { name: "default".into(), aws, endpoint: None, addresses }],
+        targets: vec![TargetSpec { name: None, rancher, auto_create, sources: vec![0] }],
+    })
+}
+
+/// The settings of one Rancher target as given (environment, flags or a configuration file), not yet checked.
+/// Errors name the environment variables; the configuration file translates them to its keys.
+#[derive(Debug, Default)]
+pub(crate) struct RawTarget {
+    pub url: Option<String>,
+    pub api: Option<String>,
+    pub projects: Option<String>,
+    pub cluster: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub access_key: Option<String>,
+    pub access_key_file: Option<PathBuf>,
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+    pub ca_bundle: Option<PathBuf>,
+    pub insecure_skip_verify: Option<String>,
+    pub auto_create: Option<String>,
+}
+
+/// The settings of one source of ECR tokens as given, not yet checked.
+#[derive(Debug, Default)]
+pub(crate) struct RawSource {
+    pub region: Option<String>,
+    pub registry_ids: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
+    pub address_map: Option<String>,
+}
+
+/// Checks one target's settings: the Rancher connection and AUTO_CREATE.
+pub(crate) fn target_settings(raw: RawTarget, timeout: Duration) -> Result<(RancherSettings, bool), ConfigError> {
+    let url = non_empty(raw.url).ok_or_else(|| {
+        invalid("CATTLE_URL", "not set; give the Rancher API endpoint, e.g. http://rancher:8080/v2-beta")
+    })?;
+    let choice = match non_empty(raw.api).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("auto") => ApiChoice::Auto,
+        Some("cattle") | Some("v1") | Some("v2-beta") | Some("1") => ApiChoice::Cattle,
+        Some("v3") | Some("2") => ApiChoice::V3,
+        Some(other) => {
+            return Err(invalid("RANCHER_API", format!("'{other}' is not a Rancher API; use auto, cattle or v3")));
+        }
+    };
+    let endpoint = Endpoint::parse(&url, choice).map_err(|e: EndpointError| invalid("CATTLE_URL", e.to_string()))?;
+    let projects = parse_projects(raw.projects.as_deref().unwrap_or(""))?;
+    let cluster = non_empty(raw.cluster);
+    if let Some(cluster) = &cluster
+        && !cluster.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(invalid("RANCHER_CLUSTER", format!("'{cluster}' is not a cluster id (e.g. c-xxxxx or local)")));
+    }
+    match &endpoint {
+        Endpoint::Cattle(_) if !projects.is_empty() => {
+            return Err(invalid("RANCHER_PROJECTS", "only for Rancher 2; CATTLE_URL is a Rancher 1.x URL"));
+        }
+        Endpoint::Cattle(_) if cluster.is_some() => {
+            return Err(invalid("RANCHER_CLUSTER", "only for Rancher 2; CATTLE_URL is a Rancher 1.x URL"));
+        }
+        Endpoint::V3 { project: Some(_), .. } if !projects.is_empty() || cluster.is_some() => {
+            return Err(invalid(
+                if projects.is_empty() { "RANCHER_CLUSTER" } else { "RANCHER_PROJECTS" },
+                "CATTLE_URL already names one project; give the /v3 root URL to cover several",
+            ));
+        }
+        _ if !projects.is_empty() && cluster.is_some() => {
+            return Err(invalid("RANCHER_CLUSTER", "set together with RANCHER_PROJECTS; use one or the other"));
+        }
+        _ => {}
+    }
+
+    let access_key =
+        secret_setting("CATTLE_ACCESS_KEY", raw.access_key, "CATTLE_ACCESS_KEY_FILE", raw.access_key_file)?;
+    let secret_key =
+        secret_setting("CATTLE_SECRET_KEY", raw.secret_key, "CATTLE_SECRET_KEY_FILE", raw.secret_key_file)?;
+    let token = secret_setting("RANCHER_TOKEN", raw.token, "RANCHER_TOKEN_FILE", raw.token_file)?;
+    let auth = match (access_key, secret_key, token) {
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(invalid(
+                "RANCHER_TOKEN",
+                "set together with CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY; use one or the other",
+            ));
+        }
+        (None, None, Some(token)) => RancherAuth::Token(token.into()),
+        (Some(access_key), Some(secret_key), None) => {
+            RancherAuth::Keys(BasicCredentials { access_key, secret_key: secret_key.into() })
+        }
+        (None, None, None) => RancherAuth::None,
+        (Some(_), None, None) => {
+            return Err(invalid("CATTLE_SECRET_KEY", "not set, but CATTLE_ACCESS_KEY is; set both or neither"));
+        }
+        (None, Some(_), None) => {
+            return Err(invalid("CATTLE_ACCESS_KEY", "not set, but CATTLE_SECRET_KEY is; set both or neither"));
+        }
+    };
+
+    let ca_bundle = match raw.ca_bundle.filter(|p| !p.as_os_str().is_empty()) {
+        Some(path) => Some(read_ca_bundle(&path)?),
+        None => None,
+    };
+    let insecure_skip_verify = match non_empty(raw.insecure_skip_verify) {
+        Some(value) => parse_bool("CATTLE_INSECURE_SKIP_VERIFY", &value)?,
+        None => false,
+    };
+    let tls = TlsSettings { ca_bundle, insecure_skip_verify };
+
+    let auto_create = match non_empty(raw.auto_create) {
+        Some(value) => parse_bool("AUTO_CREATE", &value)?,
+        None => false,
+    };
+
+    Ok((RancherSettings { endpoint, tls, timeout, auth, projects, cluster }, auto_create))
+}
+
+/// Checks one source's settings. `web_identity`: AWS_ROLE_ARN belongs to the web identity provider.
+pub(crate) fn source_settings(
+    raw: RawSource,
+    web_identity: bool,
+) -> Result<(AwsSettings, Vec<(String, String)>), ConfigError> {
+    let region = non_empty(raw.region).map(|r| parse_region("AWS_REGION", &r)).transpose()?;
+    let registry_ids = parse_registry_ids(raw.registry_ids.as_deref().unwrap_or(""))?;
+
+    let session_name = match non_empty(raw.session_name) {
+        Some(name) => parse_session_name(&name)?,
+        None => DEFAULT_SESSION_NAME.to_string(),
+    };
+    let external_id = non_empty(raw.external_id);
+    let assume_role = match non_empty(raw.role_arn) {
+        Some(arn) => {
+            parse_role_arn(&arn)?;
+            if web_identity {
+                if external_id.is_some() {
+                    return Err(invalid(
+                        "AWS_ROLE_EXTERNAL_ID",
+                        "cannot be used with AWS_WEB_IDENTITY_TOKEN_FILE: AWS_ROLE_ARN is then the web identity role",
+                    ));
+                }
+                None
+            } else {
+                Some(AssumeRole {
+                    role_arn: arn,
+                    external_id: external_id.map(SecretString::from),
+                    session_name,
+                    duration: None,
+                })
+            }
+        }
+        None if external_id.is_some() => {
+            return Err(invalid(
+                "AWS_ROLE_EXTERNAL_ID",
+                "set, but AWS_ROLE_ARN is not; the ExternalId belongs to a role",
+            ));
+        }
+        None => None,
+    };
+
+    let addresses = parse_address_map("REGISTRY_ADDRESS_MAP", raw.address_map.as_deref().unwrap_or(""))?;
+    Ok((AwsSettings { region, registry_ids, assume_role }, addresses))
 }
 
 /// The address of the health endpoint, from LISTEN_ADDRESS and LISTEN_PORT.
@@ -421,12 +575,12 @@ pub fn listen_address(cli: &Cli) -> Result<SocketAddr, ConfigError> {
 }
 
 /// Treats an empty or all-blank value as unset: templates often render unanswered questions as "".
-fn non_empty(value: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 /// A secret given either directly or as a file to read (`*_FILE`), never both.
-fn secret_setting(
+pub(crate) fn secret_setting(
     name: &'static str,
     value: Option<String>,
     file_name: &'static str,
@@ -450,7 +604,7 @@ fn secret_setting(
     }
 }
 
-fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+pub(crate) fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     let shown = path.display();
     let pem = std::fs::read(path).map_err(|e| invalid("CATTLE_CA_BUNDLE", format!("cannot read '{shown}': {e}")))?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
@@ -496,7 +650,12 @@ const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
 /// A duration setting that must lie between `min` and `max`.
-fn bounded(setting: &'static str, value: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+pub(crate) fn bounded(
+    setting: &'static str,
+    value: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
     let duration = parse_duration(setting, value)?;
     if duration < min || duration > max {
         let (min, max) = (humantime::format_duration(min), humantime::format_duration(max));
@@ -529,7 +688,7 @@ pub fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, Co
     humantime::parse_duration(value).map_err(|_| problem())
 }
 
-fn parse_region(setting: &'static str, value: &str) -> Result<String, ConfigError> {
+pub(crate) fn parse_region(setting: &'static str, value: &str) -> Result<String, ConfigError> {
     let valid = value.len() <= 32
         && value.contains('-')
         && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -542,7 +701,7 @@ fn parse_region(setting: &'static str, value: &str) -> Result<String, ConfigErro
     }
 }
 
-fn parse_projects(value: &str) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn parse_projects(value: &str) -> Result<Vec<String>, ConfigError> {
     let mut projects: Vec<String> = Vec::new();
     for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
         if !is_project_id(id) {
@@ -555,7 +714,33 @@ fn parse_projects(value: &str) -> Result<Vec<String>, ConfigError> {
     Ok(projects)
 }
 
-fn parse_registry_ids(value: &str) -> Result<Vec<String>, ConfigError> {
+/// `ECR_HOST=ADDRESS,…`: the address Rancher stores for an ECR registry, when it is not the ECR host itself.
+pub(crate) fn parse_address_map(setting: &'static str, value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut map: Vec<(String, String)> = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((ecr_host, address)) = pair.split_once('=') else {
+            return Err(invalid(setting, format!("'{pair}' is not ECR_HOST=ADDRESS")));
+        };
+        map.push(address_override(setting, ecr_host, address)?);
+    }
+    Ok(map)
+}
+
+/// One checked override: both sides normalised as registry addresses are compared.
+pub(crate) fn address_override(
+    setting: &'static str,
+    ecr_host: &str,
+    address: &str,
+) -> Result<(String, String), ConfigError> {
+    let host = crate::address::normalize(ecr_host.trim()).filter(|h| h.contains(".dkr.ecr.")).ok_or_else(|| {
+        invalid(setting, format!("'{ecr_host}' is not an ECR registry host (ACCOUNT.dkr.ecr.REGION.amazonaws.com)"))
+    })?;
+    let alias = crate::address::normalize(address.trim())
+        .ok_or_else(|| invalid(setting, format!("'{address}' is not a registry address (host[:port])")))?;
+    Ok((host, alias))
+}
+
+pub(crate) fn parse_registry_ids(value: &str) -> Result<Vec<String>, ConfigError> {
     let mut ids: Vec<String> = Vec::new();
     for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
         if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
@@ -569,7 +754,7 @@ fn parse_registry_ids(value: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 /// `arn:<partition>:iam::<12-digit account>:role/<path and name>`.
-fn parse_role_arn(value: &str) -> Result<(), ConfigError> {
+pub(crate) fn parse_role_arn(value: &str) -> Result<(), ConfigError> {
     let problem =
         || invalid("AWS_ROLE_ARN", format!("'{value}' is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"));
     let parts: Vec<&str> = value.splitn(6, ':').collect();
@@ -586,7 +771,7 @@ fn parse_role_arn(value: &str) -> Result<(), ConfigError> {
 }
 
 /// STS allows 2-64 characters of `[\w+=,.@-]`.
-fn parse_session_name(value: &str) -> Result<String, ConfigError> {
+pub(crate) fn parse_session_name(value: &str) -> Result<String, ConfigError> {
     let valid =
         (2..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
     if valid {
@@ -619,14 +804,14 @@ mod tests {
     #[test]
     fn minimal_settings_give_the_predecessors_defaults() {
         let config = config(&[URL]).unwrap();
-        assert!(!config.auto_create);
+        assert!(!config.plan.targets[0].auto_create);
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.log_level, tracing::Level::INFO);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.schedule.max_interval, Duration::from_secs(6 * 3600));
-        assert!(matches!(config.rancher.auth, RancherAuth::None));
-        assert!(config.aws.registry_ids.is_empty());
-        assert!(config.aws.assume_role.is_none());
+        assert!(matches!(config.plan.targets[0].rancher.auth, RancherAuth::None));
+        assert!(config.plan.sources[0].aws.registry_ids.is_empty());
+        assert!(config.plan.sources[0].aws.assume_role.is_none());
     }
 
     #[test]
@@ -657,7 +842,7 @@ mod tests {
 
     #[test]
     fn an_empty_auto_create_from_a_template_means_false() {
-        assert!(!config(&[URL, "--auto-create="]).unwrap().auto_create);
+        assert!(!config(&[URL, "--auto-create="]).unwrap().plan.targets[0].auto_create);
     }
 
     #[test]
@@ -681,7 +866,7 @@ mod tests {
     #[test]
     fn registry_ids_are_twelve_digit_accounts() {
         let config = config(&[URL, "--aws-ecr-registry-ids= 111122223333, 444455556666,111122223333,"]).unwrap();
-        assert_eq!(config.aws.registry_ids, vec!["111122223333", "444455556666"]);
+        assert_eq!(config.plan.sources[0].aws.registry_ids, vec!["111122223333", "444455556666"]);
         for bad in ["12345", "11112222333a", "111122223333;444455556666"] {
             let err = super::parse_registry_ids(bad).unwrap_err();
             assert_eq!(err.setting, "AWS_ECR_REGISTRY_IDS", "{bad}");
@@ -690,7 +875,10 @@ mod tests {
 
     #[test]
     fn region_must_look_like_a_region() {
-        assert_eq!(config(&[URL, "--aws-region=eu-west-1"]).unwrap().aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            config(&[URL, "--aws-region=eu-west-1"]).unwrap().plan.sources[0].aws.region.as_deref(),
+            Some("eu-west-1")
+        );
         for bad in ["EU-WEST-1", "eu west 1", "useast1", "-x"] {
             assert_eq!(config(&[URL, &format!("--aws-region={bad}")]).unwrap_err().setting, "AWS_REGION", "{bad}");
         }
@@ -699,12 +887,12 @@ mod tests {
     #[test]
     fn role_arn_is_checked_and_assumed_unless_web_identity_owns_it() {
         let arn = "--aws-role-arn=arn:aws:iam::111122223333:role/ecr-reader";
-        let assume = config(&[URL, arn]).unwrap().aws.assume_role.unwrap();
+        let assume = config(&[URL, arn]).unwrap().plan.sources.remove(0).aws.assume_role.unwrap();
         assert_eq!(assume.role_arn, "arn:aws:iam::111122223333:role/ecr-reader");
         assert_eq!(assume.session_name, "rancher-ecr-credentials");
 
         let web = Config::from_cli(cli(&[URL, arn]), true).unwrap();
-        assert!(web.aws.assume_role.is_none());
+        assert!(web.plan.sources[0].aws.assume_role.is_none());
 
         for bad in ["arn:aws:iam::1111:role/x", "arn:aws:s3:::bucket", "role/x", "arn:aws:iam::111122223333:user/x"] {
             let err = config(&[URL, &format!("--aws-role-arn={bad}")]).unwrap_err();
@@ -725,7 +913,7 @@ mod tests {
         std::fs::write(&file, "s3cr3t\n").unwrap();
         let file_arg = format!("--cattle-secret-key-file={}", file.display());
         let config_ok = config(&[URL, "--cattle-access-key=ak", &file_arg]).unwrap();
-        let RancherAuth::Keys(creds) = config_ok.rancher.auth else { panic!("keys expected") };
+        let RancherAuth::Keys(creds) = &config_ok.plan.targets[0].rancher.auth else { panic!("keys expected") };
         assert_eq!(creds.access_key, "ak");
         assert_eq!(creds.secret_key.expose_secret(), "s3cr3t");
 
@@ -740,7 +928,7 @@ mod tests {
     fn a_ca_bundle_must_hold_a_certificate() {
         let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ca.pem");
         let config_ok = config(&[URL, &format!("--cattle-ca-bundle={pem}")]).unwrap();
-        assert!(config_ok.rancher.tls.ca_bundle.is_some());
+        assert!(config_ok.plan.targets[0].rancher.tls.ca_bundle.is_some());
         let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         let err = config(&[URL, &format!("--cattle-ca-bundle={not_pem}")]).unwrap_err();
         assert_eq!(err.setting, "CATTLE_CA_BUNDLE");
@@ -757,7 +945,7 @@ mod tests {
     fn rancher_2_settings_are_checked_against_the_url() {
         let v3 = "--cattle-url=https://rancher.example.com/v3";
         let config_ok = config(&[v3, "--rancher-projects=c-a:p-b, local:p-c"]).unwrap();
-        assert_eq!(config_ok.rancher.projects, vec!["c-a:p-b", "local:p-c"]);
+        assert_eq!(config_ok.plan.targets[0].rancher.projects, vec!["c-a:p-b", "local:p-c"]);
         assert_eq!(config(&[v3, "--rancher-projects=p-b"]).unwrap_err().setting, "RANCHER_PROJECTS");
         assert_eq!(config(&[URL, "--rancher-projects=c-a:p-b"]).unwrap_err().setting, "RANCHER_PROJECTS");
         assert_eq!(config(&[URL, "--rancher-cluster=c-a"]).unwrap_err().setting, "RANCHER_CLUSTER");
@@ -767,7 +955,7 @@ mod tests {
         assert_eq!(config(&[v3, "--rancher-api=v4"]).unwrap_err().setting, "RANCHER_API");
         assert_eq!(config(&[v3, "--rancher-api=cattle"]).unwrap_err().setting, "CATTLE_URL");
         let token = config(&[v3, "--rancher-token=token-abcde:s3cr3t"]).unwrap();
-        assert!(matches!(token.rancher.auth, RancherAuth::Token(_)));
+        assert!(matches!(token.plan.targets[0].rancher.auth, RancherAuth::Token(_)));
         let both = config(&[v3, "--rancher-token=t:s", "--cattle-access-key=a", "--cattle-secret-key=b"]);
         assert_eq!(both.unwrap_err().setting, "RANCHER_TOKEN");
     }
@@ -784,13 +972,13 @@ mod tests {
         let config_ok = config(&[URL, "--retry-delay=200ms", "--retry-max-delay=2s", "--rancher-timeout=1s"]).unwrap();
         assert_eq!(config_ok.backoff.initial, Duration::from_millis(200));
         assert_eq!(config_ok.backoff.max, Duration::from_secs(2));
-        assert_eq!(config_ok.rancher.timeout, Duration::from_secs(1));
+        assert_eq!(config_ok.plan.targets[0].rancher.timeout, Duration::from_secs(1));
         let defaults = config(&[URL]).unwrap();
         assert_eq!(
             (defaults.backoff.initial, defaults.backoff.max),
             (Duration::from_secs(5), Duration::from_secs(300))
         );
-        assert_eq!(defaults.rancher.timeout, Duration::from_secs(30));
+        assert_eq!(defaults.plan.targets[0].rancher.timeout, Duration::from_secs(30));
         // A first delay above the default maximum raises the maximum with it.
         assert_eq!(config(&[URL, "--retry-delay=10m"]).unwrap().backoff.max, Duration::from_secs(600));
         assert_eq!(config(&[URL, "--retry-delay=10s", "--retry-max-delay=5s"]).unwrap_err().setting, "RETRY_MAX_DELAY");

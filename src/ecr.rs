@@ -110,7 +110,7 @@ pub async fn resolve_region(settings: &AwsSettings) -> Result<String, ConfigErro
         None => aws_config::profile::ProfileFileRegionProvider::new().region().await,
     };
     region.map(|r| r.to_string()).filter(|r| !r.trim().is_empty()).ok_or(ConfigError {
-        setting: "AWS_REGION",
+        setting: "AWS_REGION".into(),
         problem: "not set; set AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS profile)".into(),
     })
 }
@@ -125,7 +125,13 @@ pub struct Ecr {
 
 impl Ecr {
     /// Builds the client. Loads the default chain lazily: no network call happens until the first request.
-    pub async fn new(region: String, registry_ids: Vec<String>, assume_role: Option<&AssumeRole>) -> Ecr {
+    /// `endpoint` overrides the ECR endpoint (otherwise `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL` apply).
+    pub async fn new(
+        region: String,
+        registry_ids: Vec<String>,
+        assume_role: Option<&AssumeRole>,
+        endpoint: Option<&str>,
+    ) -> Ecr {
         let base: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .timeout_config(timeouts())
@@ -136,10 +142,16 @@ impl Ecr {
             let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
                 .session_name(role.session_name.clone())
                 .configure(&base);
+            if let Some(duration) = role.duration {
+                provider = provider.session_length(duration);
+            }
             if let Some(external_id) = &role.external_id {
                 provider = provider.external_id(secrecy::ExposeSecret::expose_secret(external_id).to_string());
             }
             ecr_config = ecr_config.credentials_provider(provider.build().await);
+        }
+        if let Some(endpoint) = endpoint {
+            ecr_config = ecr_config.endpoint_url(endpoint);
         }
         Ecr { client: aws_sdk_ecr::Client::from_conf(ecr_config.build()), registry_ids, region }
     }

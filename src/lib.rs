@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment variables into a checked [`config::Config`]; all input checking.
+//! - [`plan`]: sources of ECR tokens and Rancher targets, and the TOML file that describes several.
 //! - [`ecr`]: AWS credentials, GetAuthorizationToken, decoding tokens.
 //! - [`address`]: comparing registry addresses with ECR hosts.
 //! - [`rancher`]: the Rancher APIs ([`rancher::cattle`] for 1.x).
@@ -20,6 +21,7 @@ pub mod app;
 pub mod config;
 pub mod ecr;
 pub mod logging;
+pub mod plan;
 pub mod rancher;
 pub mod refresh;
 pub mod schedule;

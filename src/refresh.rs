@@ -16,11 +16,54 @@ use crate::rancher::{Action, Notice, RancherError, Target};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
 use crate::status::Status;
 
-/// Everything one refresh needs.
+/// How long tokens fetched for one target are reused for another target fed by the same source.
+const REUSE_TOKENS_FOR: Duration = Duration::from_secs(300);
+
+/// One source of ECR tokens (credentials × region), shared by the targets it feeds: one GetAuthorizationToken
+/// serves them all while its tokens are fresh.
+pub struct Source {
+    pub name: String,
+    ecr: Ecr,
+    /// ECR host → the address Rancher stores for it.
+    addresses: Vec<(String, String)>,
+    fetched: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<RegistryToken>)>>,
+}
+
+impl Source {
+    pub fn new(name: String, ecr: Ecr, addresses: Vec<(String, String)>) -> Source {
+        Source { name, ecr, addresses, fetched: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The tokens of this source, each under the address Rancher knows its registry by. Errors are not kept:
+    /// the next call asks ECR again.
+    pub async fn tokens(&self) -> Result<Vec<RegistryToken>, EcrError> {
+        let mut fetched = self.fetched.lock().await;
+        if let Some((at, tokens)) = fetched.as_ref()
+            && at.elapsed() < REUSE_TOKENS_FOR
+        {
+            return Ok(tokens.clone());
+        }
+        let mut tokens = self.ecr.fetch_tokens().await?;
+        debug!(source = %self.name, region = self.ecr.region(), registries = tokens.len(), "Got ECR authorization tokens");
+        for token in &mut tokens {
+            if let Some((_, address)) = self.addresses.iter().find(|(host, _)| *host == token.host) {
+                token.host = address.clone();
+            }
+        }
+        *fetched = Some((tokio::time::Instant::now(), tokens.clone()));
+        Ok(tokens)
+    }
+}
+
+/// Everything the refresh of one Rancher target needs.
 pub struct Refresher {
-    pub ecr: Ecr,
+    /// The target's name in logs, metrics and readiness.
+    pub name: String,
+    pub sources: Vec<Arc<Source>>,
     pub rancher: Target,
     pub auto_create: bool,
+    /// Read only: report what would be written.
+    pub dry_run: bool,
     pub schedule: Schedule,
     pub backoff: Backoff,
     pub status: Arc<Status>,
@@ -42,6 +85,8 @@ pub enum CycleError {
     Rancher(#[from] RancherError),
     #[error("{failed} of {total} credentials could not be brought up to date in Rancher")]
     Partial { failed: usize, total: usize, permanent: bool },
+    #[error("{failed} of {total} token sources failed (the others were written): {first}")]
+    Sources { failed: usize, total: usize, first: EcrError },
 }
 
 impl CycleError {
@@ -50,6 +95,7 @@ impl CycleError {
             CycleError::Ecr(e) => e.is_permanent(),
             CycleError::Rancher(e) => e.is_permanent(),
             CycleError::Partial { permanent, .. } => *permanent,
+            CycleError::Sources { first, .. } => first.is_permanent(),
         }
     }
 
@@ -58,7 +104,7 @@ impl CycleError {
         match self {
             CycleError::Ecr(e) => e.kind(),
             CycleError::Rancher(e) => e.kind(),
-            CycleError::Partial { .. } => "partial",
+            CycleError::Partial { .. } | CycleError::Sources { .. } => "partial",
         }
     }
 
@@ -68,13 +114,14 @@ impl CycleError {
             CycleError::Ecr(_) => "Could not get ECR tokens; Rancher left untouched",
             CycleError::Rancher(_) => "Could not read Rancher's registries",
             CycleError::Partial { .. } => "Refresh incomplete (each failure is logged above)",
+            CycleError::Sources { .. } => "Refresh incomplete: some ECR token sources failed",
         }
     }
 
     /// What a person should do about a permanent error, when that is clear.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            CycleError::Ecr(e) if e.is_permanent() => Some(
+            CycleError::Ecr(e) | CycleError::Sources { first: e, .. } if e.is_permanent() => Some(
                 "Could not get ECR tokens; Rancher left untouched. Check the IAM permission ecr:GetAuthorizationToken, the AWS credentials and AWS_ECR_REGISTRY_IDS",
             ),
             CycleError::Rancher(e) => e.hint(),
@@ -90,14 +137,14 @@ fn when(at: Option<SystemTime>) -> String {
 impl Refresher {
     /// The name of the Rancher target in logs, metrics and readiness.
     pub fn target(&self) -> String {
-        self.rancher.name()
+        self.name.clone()
     }
 
     /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem, and
     /// reports to [`Status`].
     pub async fn refresh_once(&self) -> Result<CycleSuccess, CycleError> {
         let started = tokio::time::Instant::now();
-        self.status.refresh_started();
+        self.status.refresh_started(&self.name);
         let result = self.cycle().await;
         let took = started.elapsed();
         let target = self.target();
@@ -105,10 +152,9 @@ impl Refresher {
             Ok(_) => self.status.refresh_succeeded(&target, took, SystemTime::now()),
             Err(e) => {
                 match e {
-                    CycleError::Ecr(inner) => self.status.error("aws", inner.kind()),
                     CycleError::Rancher(inner) => self.status.error("rancher", inner.kind()),
-                    // Counted host by host as they happened.
-                    CycleError::Partial { .. } => {}
+                    // Counted source by source, or host by host, as they happened.
+                    CycleError::Ecr(_) | CycleError::Partial { .. } | CycleError::Sources { .. } => {}
                 }
                 self.status.refresh_failed(&target, took, &e.to_string());
             }
@@ -116,10 +162,46 @@ impl Refresher {
         result
     }
 
+    /// One refresh for `--once`: logs a failure with what to do about it, and tells whether it succeeded.
+    pub async fn refresh_once_logged(&self) -> bool {
+        match self.refresh_once().await {
+            Ok(_) => true,
+            Err(e) => {
+                let target = self.target();
+                match e.hint() {
+                    Some(hint) => error!(target = %target, error = %e, kind = e.kind(), "Refresh failed: {hint}"),
+                    None => error!(target = %target, error = %e, kind = e.kind(), "Refresh failed: {}", e.summary()),
+                }
+                false
+            }
+        }
+    }
+
     async fn cycle(&self) -> Result<CycleSuccess, CycleError> {
-        let tokens = self.ecr.fetch_tokens().await?;
-        debug!(region = self.ecr.region(), registries = tokens.len(), "Got ECR authorization tokens");
-        self.write_to_rancher(&tokens).await
+        let mut tokens: Vec<RegistryToken> = Vec::new();
+        let mut failed: Vec<EcrError> = Vec::new();
+        for source in &self.sources {
+            match source.tokens().await {
+                Ok(more) => tokens.extend(more),
+                Err(e) => {
+                    self.status.error("aws", e.kind());
+                    if self.sources.len() > 1 {
+                        warn!(source = %source.name, error = %e, kind = e.kind(), "Could not get ECR tokens from this source");
+                    }
+                    failed.push(e);
+                }
+            }
+        }
+        if tokens.is_empty() && !failed.is_empty() {
+            return Err(CycleError::Ecr(failed.swap_remove(0)));
+        }
+        let tokens = newest_per_host(tokens);
+        let success = self.write_to_rancher(&tokens).await?;
+        let count = failed.len();
+        match failed.into_iter().next() {
+            None => Ok(success),
+            Some(first) => Err(CycleError::Sources { failed: count, total: self.sources.len(), first }),
+        }
     }
 
     async fn write_to_rancher(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
@@ -162,15 +244,22 @@ impl Refresher {
         Ok(CycleSuccess { earliest_expiry, credentials_updated: report.written.len() })
     }
 
-    /// Refreshes at once, then whenever the next refresh is due, until `shutdown` is cancelled.
-    pub async fn run(&self, shutdown: &CancellationToken) {
-        let pacing = Pacing { schedule: &self.schedule, backoff: &self.backoff, status: &self.status };
-        drive(&pacing, shutdown, || self.refresh_once()).await;
+    /// Refreshes at once, then whenever the next refresh is due, until `shutdown` is cancelled. Holds a permit of
+    /// `permits` during each refresh, which bounds how many targets refresh at the same time.
+    pub async fn run(&self, shutdown: &CancellationToken, permits: &tokio::sync::Semaphore) {
+        let pacing =
+            Pacing { target: &self.name, schedule: &self.schedule, backoff: &self.backoff, status: &self.status };
+        drive(&pacing, shutdown, || async {
+            let _permit = permits.acquire().await;
+            self.refresh_once().await
+        })
+        .await;
     }
 }
 
 /// What decides the pauses of the loop.
 pub struct Pacing<'a> {
+    pub target: &'a str,
     pub schedule: &'a Schedule,
     pub backoff: &'a Backoff,
     pub status: &'a Status,
@@ -190,7 +279,7 @@ impl Pacing<'_> {
             Some(ExpiryProblem::TooFar) => warn!(expires_at = %expires,
                 "ECR token expiry is implausibly far away (clock skew?); refreshing again after the fallback delay"),
         }
-        info!(credentials = success.credentials_updated, expires_at = %expires,
+        info!(target = %self.target, credentials = success.credentials_updated, expires_at = %expires,
             next_refresh_in = %humantime::format_duration(round(delay)), "Refresh complete");
         delay
     }
@@ -223,13 +312,26 @@ where
                 delay
             }
         };
-        pacing.status.sleeping_until(tokio::time::Instant::now() + delay);
+        pacing.status.sleeping_until(pacing.target, tokio::time::Instant::now() + delay);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// One token per registry address: when two sources give one, the one that lasts longer.
+fn newest_per_host(tokens: Vec<RegistryToken>) -> Vec<RegistryToken> {
+    let mut kept: Vec<RegistryToken> = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        match kept.iter_mut().find(|k| k.host == token.host) {
+            Some(known) if token.expires_at > known.expires_at => *known = token,
+            Some(_) => {}
+            None => kept.push(token),
+        }
+    }
+    kept
 }
 
 fn round(d: Duration) -> Duration {
@@ -282,7 +384,7 @@ mod tests {
     /// Runs the loop on scripted outcomes and returns the time of each refresh, relative to the first.
     async fn refresh_times(script: Vec<Result<CycleSuccess, CycleError>>) -> Vec<Duration> {
         let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
-        let pacing = Pacing { schedule: &schedule, backoff: &backoff, status: &status };
+        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status };
         let shutdown = CancellationToken::new();
         let script = Mutex::new(VecDeque::from(script));
         let calls = Mutex::new(Vec::new());
@@ -350,7 +452,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutdown_ends_a_long_sleep_at_once() {
         let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
-        let pacing = Pacing { schedule: &schedule, backoff: &backoff, status: &status };
+        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status };
         let shutdown = CancellationToken::new();
         let canceller = shutdown.clone();
         tokio::spawn(async move {
@@ -371,7 +473,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutdown_abandons_a_refresh_in_flight() {
         let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
-        let pacing = Pacing { schedule: &schedule, backoff: &backoff, status: &status };
+        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status };
         let shutdown = CancellationToken::new();
         let canceller = shutdown.clone();
         tokio::spawn(async move {

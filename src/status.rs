@@ -76,16 +76,22 @@ struct Metrics {
     ready: Gauge,
 }
 
-/// Where the loop is.
-#[derive(Debug, Clone, Copy)]
+/// Where a target's loop is.
+#[derive(Debug, Clone, Copy, Default)]
 enum Phase {
+    #[default]
     Starting,
-    Refreshing { since: Instant },
-    Sleeping { until: Instant },
+    Refreshing {
+        since: Instant,
+    },
+    Sleeping {
+        until: Instant,
+    },
 }
 
 #[derive(Debug, Default)]
 struct TargetState {
+    phase: Phase,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
     /// Expiry of the newest credential written per ECR host.
@@ -93,7 +99,6 @@ struct TargetState {
 }
 
 struct Inner {
-    phase: Phase,
     targets: BTreeMap<String, TargetState>,
 }
 
@@ -156,7 +161,7 @@ impl Status {
             }
         }
         let targets = targets.iter().map(|t| (t.clone(), TargetState::default())).collect();
-        Status { inner: Mutex::new(Inner { phase: Phase::Starting, targets }), metrics, registry }
+        Status { inner: Mutex::new(Inner { targets }), metrics, registry }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -164,12 +169,12 @@ impl Status {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn refresh_started(&self) {
-        self.lock().phase = Phase::Refreshing { since: Instant::now() };
+    pub fn refresh_started(&self, target: &str) {
+        self.lock().targets.entry(target.to_string()).or_default().phase = Phase::Refreshing { since: Instant::now() };
     }
 
-    pub fn sleeping_until(&self, until: Instant) {
-        self.lock().phase = Phase::Sleeping { until };
+    pub fn sleeping_until(&self, target: &str, until: Instant) {
+        self.lock().targets.entry(target.to_string()).or_default().phase = Phase::Sleeping { until };
     }
 
     /// Records that a credential for `registry` was written in `target`, valid until `expires_at`.
@@ -207,16 +212,20 @@ impl Status {
 
     /// Alive unless a refresh is stuck or a wake-up is long overdue.
     pub fn liveness(&self, now: Instant) -> Result<(), String> {
-        match self.lock().phase {
-            Phase::Starting => Ok(()),
-            Phase::Refreshing { since } if now.saturating_duration_since(since) > STUCK_REFRESH => {
-                Err(format!("a refresh has been running for {}s", now.saturating_duration_since(since).as_secs()))
+        for (target, state) in &self.lock().targets {
+            match state.phase {
+                Phase::Refreshing { since } if now.saturating_duration_since(since) > STUCK_REFRESH => {
+                    let took = now.saturating_duration_since(since).as_secs();
+                    return Err(format!("{target}: a refresh has been running for {took}s"));
+                }
+                Phase::Sleeping { until } if now.saturating_duration_since(until) > OVERDUE_WAKE_UP => {
+                    let late = now.saturating_duration_since(until).as_secs();
+                    return Err(format!("{target}: the refresh loop is {late}s late"));
+                }
+                Phase::Starting | Phase::Refreshing { .. } | Phase::Sleeping { .. } => {}
             }
-            Phase::Sleeping { until } if now.saturating_duration_since(until) > OVERDUE_WAKE_UP => {
-                Err(format!("the refresh loop is {}s late", now.saturating_duration_since(until).as_secs()))
-            }
-            Phase::Refreshing { .. } | Phase::Sleeping { .. } => Ok(()),
         }
+        Ok(())
     }
 
     /// Ready when every target has succeeded once and no credential written is within [`READY_MARGIN`] of
@@ -300,10 +309,10 @@ mod tests {
         let status = Status::new(&[TARGET.to_string()]);
         let now = Instant::now();
         assert!(status.liveness(now).is_ok());
-        status.refresh_started();
+        status.refresh_started(TARGET);
         assert!(status.liveness(now + Duration::from_secs(60)).is_ok());
         assert!(status.liveness(now + STUCK_REFRESH + Duration::from_secs(1)).is_err());
-        status.sleeping_until(now + HOUR);
+        status.sleeping_until(TARGET, now + HOUR);
         assert!(status.liveness(now + HOUR).is_ok());
         assert!(status.liveness(now + HOUR + OVERDUE_WAKE_UP + Duration::from_secs(1)).is_err());
     }

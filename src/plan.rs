@@ -1,0 +1,482 @@
+//! The plan: where ECR tokens come from (sources) and which Rancher targets they go to.
+//!
+//! The environment-variable form describes one source feeding one target. A TOML configuration file
+//! (`CONFIG_FILE`) describes several:
+//!
+//! ```toml
+//! [[source]]
+//! name = "prod"
+//! region = "us-east-1"
+//! registry_ids = ["123456789012"]
+//! role_arn = "arn:aws:iam::123456789012:role/ecr-token-reader"
+//! external_id_file = "/run/secrets/ecr-external-id"
+//!
+//! [[target]]
+//! name = "rancher1-prod"
+//! url = "http://rancher:8080/v2-beta/projects/1a5"
+//! access_key_file = "/run/secrets/cattle-access-key"
+//! secret_key_file = "/run/secrets/cattle-secret-key"
+//! sources = ["prod"]
+//! ```
+//!
+//! Every error names the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{
+    AwsSettings, ConfigError, RancherAuth, RancherSettings, RawSource, RawTarget, address_override, bounded, invalid,
+    source_settings, target_settings,
+};
+use crate::rancher::endpoint::Endpoint;
+
+/// Where tokens come from and where they go.
+#[derive(Debug)]
+pub struct Plan {
+    pub sources: Vec<SourceSpec>,
+    pub targets: Vec<TargetSpec>,
+}
+
+/// One way to obtain ECR tokens: a region, with the default credentials or a role assumed on top of them.
+#[derive(Debug)]
+pub struct SourceSpec {
+    pub name: String,
+    pub aws: AwsSettings,
+    /// The ECR endpoint (a VPC endpoint, say); `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL` when `None`.
+    pub endpoint: Option<String>,
+    /// ECR host → the address Rancher stores for it, when the two differ (a proxy in front of ECR).
+    pub addresses: Vec<(String, String)>,
+}
+
+/// One Rancher endpoint (a 1.x environment, or 2.x projects) and the sources it takes tokens from.
+#[derive(Debug)]
+pub struct TargetSpec {
+    /// The file's name for it; the Rancher URL names it otherwise.
+    pub name: Option<String>,
+    pub rancher: RancherSettings,
+    pub auto_create: bool,
+    /// Indexes into [`Plan::sources`].
+    pub sources: Vec<usize>,
+}
+
+const MIN_SESSION: Duration = Duration::from_secs(900);
+const MAX_SESSION: Duration = Duration::from_secs(43_200);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    source: Vec<Spanned<SourceFile>>,
+    #[serde(default)]
+    target: Vec<Spanned<TargetFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFile {
+    name: Spanned<String>,
+    region: Option<Spanned<String>>,
+    registry_ids: Option<Spanned<Vec<String>>>,
+    role_arn: Option<Spanned<String>>,
+    external_id: Option<Spanned<String>>,
+    external_id_file: Option<Spanned<String>>,
+    session_name: Option<Spanned<String>>,
+    session_duration: Option<Spanned<String>>,
+    endpoint: Option<Spanned<String>>,
+    addresses: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    name: Spanned<String>,
+    url: Option<Spanned<String>>,
+    api: Option<Spanned<String>>,
+    access_key: Option<Spanned<String>>,
+    access_key_file: Option<Spanned<String>>,
+    secret_key: Option<Spanned<String>>,
+    secret_key_file: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    ca_bundle: Option<Spanned<String>>,
+    insecure_skip_verify: Option<Spanned<bool>>,
+    timeout: Option<Spanned<String>>,
+    projects: Option<Spanned<Vec<String>>>,
+    cluster: Option<Spanned<String>>,
+    auto_create: Option<Spanned<bool>>,
+    sources: Option<Spanned<Vec<String>>>,
+}
+
+/// The environment variables whose checks the file reuses, and the keys they are in the file.
+const TARGET_KEYS: [(&str, &str); 15] = [
+    ("CATTLE_ACCESS_KEY_FILE", "access_key_file"),
+    ("CATTLE_SECRET_KEY_FILE", "secret_key_file"),
+    ("RANCHER_TOKEN_FILE", "token_file"),
+    ("CATTLE_INSECURE_SKIP_VERIFY", "insecure_skip_verify"),
+    ("CATTLE_ACCESS_KEY", "access_key"),
+    ("CATTLE_SECRET_KEY", "secret_key"),
+    ("CATTLE_CA_BUNDLE", "ca_bundle"),
+    ("RANCHER_PROJECTS", "projects"),
+    ("RANCHER_CLUSTER", "cluster"),
+    ("RANCHER_TOKEN", "token"),
+    ("RANCHER_API", "api"),
+    ("CATTLE_URL", "url"),
+    ("AUTO_CREATE", "auto_create"),
+    ("RANCHER_TIMEOUT", "timeout"),
+    ("CATTLE_URL", "url"),
+];
+const SOURCE_KEYS: [(&str, &str); 6] = [
+    ("AWS_ROLE_SESSION_NAME", "session_name"),
+    ("AWS_ROLE_EXTERNAL_ID", "external_id"),
+    ("AWS_ECR_REGISTRY_IDS", "registry_ids"),
+    ("AWS_ROLE_ARN", "role_arn"),
+    ("AWS_REGION", "region"),
+    ("REGISTRY_ADDRESS_MAP", "addresses"),
+];
+
+/// Positions in the file, for error messages.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn error(&self, span: &Range<usize>, what: &str, problem: impl Into<String>) -> ConfigError {
+        invalid(format!("{} line {}: {what}", self.path.display(), self.line(span)), problem)
+    }
+
+    /// Moves an error of a shared check (which names environment variables) to the key in the file.
+    fn relocate(
+        &self,
+        e: ConfigError,
+        table: &str,
+        keys: &[(&str, &str)],
+        spans: &[(&str, Range<usize>)],
+    ) -> ConfigError {
+        let key = keys.iter().find(|(env, _)| e.setting == *env).map_or("?", |(_, key)| *key);
+        let mut problem = e.problem;
+        for (env, file_key) in keys {
+            problem = problem.replace(env, file_key);
+        }
+        let span = spans.iter().find(|(k, _)| *k == key).map(|(_, s)| s.clone()).unwrap_or(0..0);
+        self.error(&span, &format!("{table}.{key}"), problem)
+    }
+}
+
+fn text(value: &Option<Spanned<String>>) -> Option<String> {
+    value.as_ref().map(|v| v.get_ref().clone())
+}
+
+fn path(value: &Option<Spanned<String>>) -> Option<PathBuf> {
+    value.as_ref().map(|v| PathBuf::from(v.get_ref()))
+}
+
+fn span_of<T>(key: &'static str, value: &Option<Spanned<T>>) -> Option<(&'static str, Range<usize>)> {
+    value.as_ref().map(|v| (key, v.span()))
+}
+
+/// Reads and checks a configuration file. `timeout` is the default Rancher timeout (RANCHER_TIMEOUT).
+pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<Plan, ConfigError> {
+    let _ = web_identity; // A role in the file is always assumed on top of the default chain.
+    let shown = file.display();
+    let content =
+        std::fs::read_to_string(file).map_err(|e| invalid("CONFIG_FILE", format!("cannot read '{shown}': {e}")))?;
+    let at = Locator { path: file, text: &content };
+    let parsed: File = toml::from_str(&content).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at.error(&span, "syntax", e.message().trim().replace('\n', " "))
+    })?;
+    if parsed.source.is_empty() {
+        return Err(invalid(format!("{shown}"), "has no [[source]]; describe at least one source of ECR tokens"));
+    }
+    if parsed.target.is_empty() {
+        return Err(invalid(format!("{shown}"), "has no [[target]]; describe at least one Rancher target"));
+    }
+
+    let mut sources: Vec<SourceSpec> = Vec::new();
+    for (i, source) in parsed.source.iter().enumerate() {
+        let table = format!("source[{i}]");
+        let s = source.get_ref();
+        let name = s.name.get_ref().trim().to_string();
+        if !valid_name(&name) {
+            return Err(at.error(
+                &s.name.span(),
+                &format!("{table}.name"),
+                format!("'{name}' is not a name (letters, digits, - and _)"),
+            ));
+        }
+        if sources.iter().any(|known| known.name == name) {
+            return Err(at.error(
+                &s.name.span(),
+                &format!("{table}.name"),
+                format!("'{name}' is used by an earlier source"),
+            ));
+        }
+        let table = format!("source '{name}'");
+        if let (Some(_), Some(file)) = (&s.external_id, &s.external_id_file) {
+            let key = format!("{table}.external_id_file");
+            return Err(at.error(&file.span(), &key, "set together with external_id; use one of the two"));
+        }
+        let external_id = match &s.external_id_file {
+            Some(file) => Some(
+                read_secret_file(file.get_ref())
+                    .map_err(|p| at.error(&file.span(), &format!("{table}.external_id_file"), p))?,
+            ),
+            None => text(&s.external_id),
+        };
+        let raw = RawSource {
+            region: text(&s.region),
+            registry_ids: s.registry_ids.as_ref().map(|ids| ids.get_ref().join(",")),
+            role_arn: text(&s.role_arn),
+            external_id,
+            session_name: text(&s.session_name),
+            address_map: None,
+        };
+        let spans: Vec<(&str, Range<usize>)> = [
+            span_of("region", &s.region),
+            span_of("registry_ids", &s.registry_ids),
+            span_of("role_arn", &s.role_arn),
+            span_of("external_id", &s.external_id).or(span_of("external_id", &s.external_id_file)),
+            span_of("session_name", &s.session_name),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (mut aws, _) = source_settings(raw, false).map_err(|e| at.relocate(e, &table, &SOURCE_KEYS, &spans))?;
+        if let Some(duration) = &s.session_duration {
+            let key = format!("{table}.session_duration");
+            let Some(role) = aws.assume_role.as_mut() else {
+                return Err(at.error(&duration.span(), &key, "set, but role_arn is not"));
+            };
+            let value = bounded("session_duration", duration.get_ref(), MIN_SESSION, MAX_SESSION)
+                .map_err(|e| at.error(&duration.span(), &key, e.problem))?;
+            role.duration = Some(value);
+        }
+        let endpoint = match &s.endpoint {
+            Some(endpoint) => Some(
+                check_endpoint(endpoint.get_ref())
+                    .map_err(|p| at.error(&endpoint.span(), &format!("{table}.endpoint"), p))?,
+            ),
+            None => None,
+        };
+        let mut addresses = Vec::new();
+        if let Some(map) = &s.addresses {
+            for (host, address) in map.get_ref() {
+                let pair = address_override("addresses", host, address)
+                    .map_err(|e| at.error(&map.span(), &format!("{table}.addresses"), e.problem))?;
+                addresses.push(pair);
+            }
+        }
+        sources.push(SourceSpec { name, aws, endpoint, addresses });
+    }
+
+    let mut targets: Vec<TargetSpec> = Vec::new();
+    for (i, target) in parsed.target.iter().enumerate() {
+        let t = target.get_ref();
+        let name = t.name.get_ref().trim().to_string();
+        if !valid_name(&name) {
+            return Err(at.error(
+                &t.name.span(),
+                &format!("target[{i}].name"),
+                format!("'{name}' is not a name (letters, digits, - and _)"),
+            ));
+        }
+        if targets.iter().any(|known| known.name.as_deref() == Some(name.as_str())) {
+            return Err(at.error(
+                &t.name.span(),
+                &format!("target[{i}].name"),
+                format!("'{name}' is used by an earlier target"),
+            ));
+        }
+        let table = format!("target '{name}'");
+        if t.url.is_none() {
+            return Err(at.error(&target.span(), &format!("{table}.url"), "not set; give the Rancher API endpoint"));
+        }
+        let timeout = match &t.timeout {
+            Some(value) => {
+                bounded("RANCHER_TIMEOUT", value.get_ref(), Duration::from_millis(100), Duration::from_secs(600))
+                    .map_err(|e| at.error(&value.span(), &format!("{table}.timeout"), e.problem))?
+            }
+            None => timeout,
+        };
+        let raw = RawTarget {
+            url: text(&t.url),
+            api: text(&t.api),
+            projects: t.projects.as_ref().map(|p| p.get_ref().join(",")),
+            cluster: text(&t.cluster),
+            token: text(&t.token),
+            token_file: path(&t.token_file),
+            access_key: text(&t.access_key),
+            access_key_file: path(&t.access_key_file),
+            secret_key: text(&t.secret_key),
+            secret_key_file: path(&t.secret_key_file),
+            ca_bundle: path(&t.ca_bundle),
+            insecure_skip_verify: t.insecure_skip_verify.as_ref().map(|b| b.get_ref().to_string()),
+            auto_create: t.auto_create.as_ref().map(|b| b.get_ref().to_string()),
+        };
+        let spans: Vec<(&str, Range<usize>)> = [
+            span_of("url", &t.url),
+            span_of("api", &t.api),
+            span_of("projects", &t.projects),
+            span_of("cluster", &t.cluster),
+            span_of("token", &t.token),
+            span_of("token_file", &t.token_file),
+            span_of("access_key", &t.access_key),
+            span_of("access_key_file", &t.access_key_file),
+            span_of("secret_key", &t.secret_key),
+            span_of("secret_key_file", &t.secret_key_file),
+            span_of("ca_bundle", &t.ca_bundle),
+            span_of("insecure_skip_verify", &t.insecure_skip_verify),
+            span_of("auto_create", &t.auto_create),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (rancher, auto_create) =
+            target_settings(raw, timeout).map_err(|e| at.relocate(e, &table, &TARGET_KEYS, &spans))?;
+        let chosen = match &t.sources {
+            None => (0..sources.len()).collect(),
+            Some(names) => {
+                let mut chosen = Vec::new();
+                for wanted in names.get_ref() {
+                    match sources.iter().position(|s| &s.name == wanted) {
+                        Some(index) if !chosen.contains(&index) => chosen.push(index),
+                        Some(_) => {}
+                        None => {
+                            let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                            return Err(at.error(
+                                &names.span(),
+                                &format!("{table}.sources"),
+                                format!("no source is named '{wanted}' (sources: {})", known.join(", ")),
+                            ));
+                        }
+                    }
+                }
+                if chosen.is_empty() {
+                    return Err(at.error(
+                        &names.span(),
+                        &format!("{table}.sources"),
+                        "is empty; name at least one source",
+                    ));
+                }
+                chosen
+            }
+        };
+        targets.push(TargetSpec { name: Some(name), rancher, auto_create, sources: chosen });
+    }
+    Ok(Plan { sources, targets })
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=63).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn read_secret_file(file: &str) -> Result<String, String> {
+    let content = std::fs::read_to_string(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
+    let content = content.trim();
+    if content.is_empty() {
+        return Err(format!("'{file}' is empty"));
+    }
+    Ok(content.to_string())
+}
+
+fn check_endpoint(value: &str) -> Result<String, String> {
+    match url::Url::parse(value) {
+        Ok(url) if (url.scheme() == "https" || url.scheme() == "http") && url.host_str().is_some() => {
+            Ok(value.to_string())
+        }
+        _ => Err(format!("'{value}' is not an http(s) URL")),
+    }
+}
+
+/// The registry hosts a source will get tokens for, as far as they are known without calling AWS.
+pub fn expected_hosts(source: &SourceSpec, region: &str) -> Vec<String> {
+    source
+        .aws
+        .registry_ids
+        .iter()
+        .map(|id| {
+            let host = format!("{id}.dkr.ecr.{region}.amazonaws.com");
+            match source.addresses.iter().find(|(ecr, _)| *ecr == host) {
+                Some((_, alias)) => format!("{host} (in Rancher as {alias})"),
+                None => host,
+            }
+        })
+        .collect()
+}
+
+/// The plan in words, for `--check-config`: no secret, only whether and where each is set.
+pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> String {
+    let mut out = String::new();
+    for (source, region) in plan.sources.iter().zip(regions) {
+        let _ = writeln!(out, "source {}: region {region}", source.name);
+        match &source.aws.assume_role {
+            Some(role) => {
+                let external = if role.external_id.is_some() { ", with an ExternalId" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "  credentials: the default AWS chain, then role {} (session {}{external})",
+                    role.role_arn, role.session_name
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  credentials: the default AWS chain");
+            }
+        }
+        if let Some(endpoint) = &source.endpoint {
+            let _ = writeln!(out, "  ECR endpoint: {endpoint}");
+        }
+        let hosts = expected_hosts(source, region);
+        if hosts.is_empty() {
+            let _ =
+                writeln!(out, "  registries: the caller's own account in {region} (host known after the first call)");
+        }
+        for host in hosts {
+            let _ = writeln!(out, "  registry: {host}");
+        }
+        for (ecr, alias) in &source.addresses {
+            let _ = writeln!(out, "  address override: {ecr} -> {alias}");
+        }
+    }
+    for (target, name) in plan.targets.iter().zip(target_names) {
+        let _ = writeln!(out, "target {name}:");
+        let api = match &target.rancher.endpoint {
+            Endpoint::Cattle(_) => "Rancher 1.x (Cattle)",
+            Endpoint::V3 { .. } => "Rancher 2 (/v3)",
+            Endpoint::Unversioned { .. } => "probed at start (Rancher 1.x or 2)",
+        };
+        let _ = writeln!(out, "  API: {api}");
+        let auth = match &target.rancher.auth {
+            RancherAuth::None => "none",
+            RancherAuth::Keys(_) => "access key and secret key (set)",
+            RancherAuth::Token(_) => "bearer token (set)",
+        };
+        let _ = writeln!(out, "  authentication: {auth}");
+        if !target.rancher.projects.is_empty() {
+            let _ = writeln!(out, "  projects: {}", target.rancher.projects.join(", "));
+        }
+        if let Some(cluster) = &target.rancher.cluster {
+            let _ = writeln!(out, "  cluster: {cluster}");
+        }
+        if target.rancher.tls.ca_bundle.is_some() {
+            let _ = writeln!(out, "  TLS: extra CA bundle");
+        }
+        if target.rancher.tls.insecure_skip_verify {
+            let _ = writeln!(out, "  TLS: certificate NOT verified (insecure)");
+        }
+        let names: Vec<&str> = target.sources.iter().map(|&i| plan.sources[i].name.as_str()).collect();
+        let _ = writeln!(out, "  sources: {}", names.join(", "));
+        let _ = writeln!(out, "  auto create: {}", if target.auto_create { "yes" } else { "no" });
+    }
+    out
+}
