@@ -45,12 +45,17 @@ pub struct EcrRequest {
     /// Whether the request carried a SigV4 `Authorization` header.
     pub signed: bool,
     pub authorization: Option<String>,
+    /// The access key id and the region of the SigV4 signature: who asked, for which region.
+    pub access_key_id: Option<String>,
+    pub region: Option<String>,
     pub status: u16,
 }
 
 struct State {
     registries: Vec<EcrRegistry>,
     shape: TokenShape,
+    /// Access key id → the account those credentials belong to (for "the caller's own registry").
+    callers: Vec<(String, String)>,
 }
 
 struct EcrHandler {
@@ -71,8 +76,9 @@ impl FakeEcr {
     }
 
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeEcr> {
-        let handler =
-            Arc::new(EcrHandler { state: Mutex::new(State { registries: Vec::new(), shape: TokenShape::Normal }) });
+        let handler = Arc::new(EcrHandler {
+            state: Mutex::new(State { registries: Vec::new(), shape: TokenShape::Normal, callers: Vec::new() }),
+        });
         let server = Server::start(addr, handler.clone()).await?;
         Ok(FakeEcr { server, handler })
     }
@@ -95,6 +101,12 @@ impl FakeEcr {
         self.edit(account_id, |r| r.expires_at = expires_at);
     }
 
+    /// Requests signed with `access_key_id` come from `account_id`: without registry ids they get that account's
+    /// registry in the signing region. Unknown callers get the first registry of the region.
+    pub fn set_caller_account(&self, access_key_id: &str, account_id: &str) {
+        self.state().callers.push((access_key_id.to_string(), account_id.to_string()));
+    }
+
     pub fn set_token_shape(&self, shape: TokenShape) {
         self.state().shape = shape;
     }
@@ -114,7 +126,10 @@ impl FakeEcr {
             .into_iter()
             .map(|r| {
                 let authorization = r.call.header("authorization");
+                let scope = r.call.signing_scope();
                 EcrRequest {
+                    access_key_id: scope.as_ref().map(|(key, _)| key.clone()),
+                    region: scope.map(|(_, region)| region),
                     target: r.call.header("x-amz-target").unwrap_or_default(),
                     registry_ids: registry_ids(&r.call),
                     signed: authorization.as_deref().is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ")),
@@ -170,12 +185,17 @@ impl Handler for EcrHandler {
         };
         let state = self.state.lock().unwrap();
         let asked = registry_ids(call);
+        let (caller, region) = call.signing_scope().unwrap_or_default();
+        let in_region = |r: &&EcrRegistry| r.region == region;
         let chosen: Vec<&EcrRegistry> = if asked.is_empty() && body.get("registryIds").is_none() {
-            state.registries.iter().take(1).collect()
+            let own = state.callers.iter().find(|(key, _)| *key == caller).map(|(_, account)| account);
+            let mine = state.registries.iter().filter(in_region).find(|r| own.is_none_or(|a| *a == r.account_id));
+            mine.or(state.registries.first()).into_iter().collect()
         } else {
             let mut chosen = Vec::new();
             for id in &asked {
-                match state.registries.iter().find(|r| &r.account_id == id) {
+                let same_region = state.registries.iter().filter(in_region).find(|r| &r.account_id == id);
+                match same_region.or_else(|| state.registries.iter().find(|r| &r.account_id == id)) {
                     Some(r) => chosen.push(r),
                     None => {
                         let message =

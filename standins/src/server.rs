@@ -59,6 +59,33 @@ impl Call {
             .collect()
     }
 
+    /// The pairs of a form-encoded body.
+    pub fn form(&self) -> Vec<(String, String)> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect()
+    }
+
+    /// The access key id and region of a SigV4 `Authorization` header
+    /// (`… Credential=AKID/20261125/us-east-1/ecr/aws4_request, …`).
+    pub fn signing_scope(&self) -> Option<(String, String)> {
+        let authorization = self.header("authorization")?;
+        let credential = authorization.split("Credential=").nth(1)?.split(',').next()?;
+        let mut parts = credential.split('/');
+        let key = parts.next()?.to_string();
+        let region = parts.nth(1)?.to_string();
+        Some((key, region))
+    }
+
+    pub fn signing_access_key(&self) -> Option<String> {
+        self.signing_scope().map(|(key, _)| key)
+    }
+
     pub fn query_value(&self, name: &str) -> Option<String> {
         self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }

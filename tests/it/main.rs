@@ -8,3 +8,4 @@ mod faults;
 mod harness;
 mod observability;
 mod secrets;
+mod sources;
