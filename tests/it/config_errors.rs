@@ -22,6 +22,14 @@ async fn each_configuration_error_names_its_variable_and_exits_2_before_any_netw
         ("REFRESH_INTERVAL", Some("often"), "not a duration"),
         ("CATTLE_SECRET_KEY", None, "CATTLE_ACCESS_KEY is"),
         ("CATTLE_SECRET_KEY_FILE", Some("/nonexistent/secret"), "cannot read"),
+        ("RETRY_DELAY", Some("1ms"), "out of range"),
+        ("RETRY_MAX_DELAY", Some("2s"), "shorter than RETRY_DELAY"),
+        ("RANCHER_TIMEOUT", Some("forever"), "not a duration"),
+        ("MAX_CONCURRENT_TARGETS", Some("0"), "from 1 to 64"),
+        ("REGISTRY_ADDRESS_MAP", Some("quay.io=proxy.example.com"), "not an ECR registry host"),
+        ("CONFIG_FILE", Some("/nonexistent/recs.toml"), "cannot read"),
+        ("RANCHER_PROJECTS", Some("c-abc:p-xyz"), "only for Rancher 2"),
+        ("CATTLE_CA_BUNDLE", Some("/dev/null"), "no PEM certificate"),
     ];
     for (variable, value, expected) in cases {
         let mut env = good.clone();
@@ -31,6 +39,9 @@ async fn each_configuration_error_names_its_variable_and_exits_2_before_any_netw
         }
         if variable == "CATTLE_SECRET_KEY_FILE" {
             unset(&mut env, "CATTLE_SECRET_KEY");
+        }
+        if variable == "RETRY_MAX_DELAY" {
+            set(&mut env, "RETRY_DELAY", "10s");
         }
 
         let run = run(&env, &["--once"]).await;
@@ -76,7 +87,25 @@ async fn help_explains_every_setting() {
         "LOG_LEVEL",
         "LOG_FORMAT",
         "REFRESH_INTERVAL",
+        "RETRY_DELAY",
+        "RETRY_MAX_DELAY",
+        "RANCHER_TIMEOUT",
+        "RANCHER_API",
+        "RANCHER_PROJECTS",
+        "RANCHER_CLUSTER",
+        "RANCHER_TOKEN",
+        "CATTLE_CA_BUNDLE",
+        "CATTLE_INSECURE_SKIP_VERIFY",
+        "AWS_ROLE_EXTERNAL_ID",
+        "AWS_ROLE_SESSION_NAME",
+        "REGISTRY_ADDRESS_MAP",
+        "CONFIG_FILE",
+        "MAX_CONCURRENT_TARGETS",
+        "LISTEN_ADDRESS",
         "--once",
+        "--check-config",
+        "--dry-run",
+        "healthcheck",
     ] {
         assert!(run.output.contains(variable), "--help does not mention {variable}:\n{}", run.output);
     }
