@@ -128,10 +128,14 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
 
     if config.once {
         let all = join_all(refreshers.iter().map(|r| r.refresh_once_logged()));
-        return tokio::select! {
+        let exit = tokio::select! {
             _ = shutdown.cancelled() => Exit::Failed,
             results = all => if results.iter().all(|ok| *ok) { Exit::Stopped } else { Exit::Failed },
         };
+        if config.dry_run {
+            info!("Dry run: nothing was changed in Rancher");
+        }
+        return exit;
     }
 
     let listener = match TcpListener::bind(config.listen).await {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::ecr::{Ecr, EcrError, RegistryToken};
-use crate::rancher::{Action, Notice, RancherError, Target};
+use crate::rancher::{Action, Notice, RancherError, SyncOptions, Target};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
 use crate::status::Status;
 
@@ -206,15 +206,21 @@ impl Refresher {
 
     async fn write_to_rancher(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
         let target = self.target();
-        let report = self.rancher.sync(tokens, self.auto_create).await?;
+        let options = SyncOptions { auto_create: self.auto_create, dry_run: self.dry_run };
+        let report = self.rancher.sync(tokens, options).await?;
         let now = SystemTime::now();
         for written in &report.written {
             let expires_at = tokens.iter().find(|t| t.host == written.host).and_then(|t| t.expires_at);
-            self.status.credential_written(&target, &written.key(), expires_at, now);
-            let message = match written.action {
-                Action::Updated => "Updated credential",
-                Action::Created => "Created credential",
-                Action::CreatedWithRegistry => "Created registry and credential (AUTO_CREATE)",
+            if !self.dry_run {
+                self.status.credential_written(&target, &written.key(), expires_at, now);
+            }
+            let message = match (written.action, self.dry_run) {
+                (Action::Updated, false) => "Updated credential",
+                (Action::Created, false) => "Created credential",
+                (Action::CreatedWithRegistry, false) => "Created registry and credential (AUTO_CREATE)",
+                (Action::Updated, true) => "Dry run: would update credential",
+                (Action::Created, true) => "Dry run: would create credential",
+                (Action::CreatedWithRegistry, true) => "Dry run: would create registry and credential (AUTO_CREATE)",
             };
             info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref(),
                 resource = %written.resource, expires_at = %when(expires_at), "{message}");

@@ -14,7 +14,7 @@ use url::Url;
 
 use super::endpoint::{CattleEndpoint, is_cattle_id};
 use super::session::{Session, with_query};
-use super::{Action, Failure, Notice, RancherError, SyncReport, Written};
+use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
 use crate::ecr::RegistryToken;
 
@@ -183,15 +183,24 @@ impl Cattle {
     /// Brings every ECR host up to date in this environment: one registry scan, then per matching registry one
     /// credential lookup and one PUT per credential. A failure for one host does not stop the others; only a
     /// failed registry scan fails the whole sync.
-    pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
+    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
         let hosts: Vec<&str> = tokens.iter().map(|t| t.host.as_str()).collect();
         let (found, skipped) = self.find_registries(&hosts).await?;
         let mut report = SyncReport { notices: skipped, ..SyncReport::default() };
         for token in tokens {
             let registries: Vec<&Registry> = found.iter().filter(|(h, _)| *h == token.host).map(|(_, r)| r).collect();
             if registries.is_empty() {
-                if !auto_create {
+                if !options.auto_create {
                     report.notices.push(Notice::NoRegistry { host: token.host.clone(), scope: None });
+                    continue;
+                }
+                if options.dry_run {
+                    report.written.push(Written {
+                        host: token.host.clone(),
+                        scope: None,
+                        resource: "a new registry and credential".into(),
+                        action: Action::CreatedWithRegistry,
+                    });
                     continue;
                 }
                 match self.create_all(token).await {
@@ -201,7 +210,7 @@ impl Cattle {
                 continue;
             }
             for registry in registries {
-                if let Err(error) = self.refresh_registry(registry, token, &mut report).await {
+                if let Err(error) = self.refresh_registry(registry, token, options.dry_run, &mut report).await {
                     report.failures.push(Failure { host: token.host.clone(), scope: None, error });
                 }
             }
@@ -213,6 +222,7 @@ impl Cattle {
         &self,
         registry: &Registry,
         token: &RegistryToken,
+        dry_run: bool,
         report: &mut SyncReport,
     ) -> Result<(), RancherError> {
         let written = |credential: &str, action| Written {
@@ -223,7 +233,10 @@ impl Cattle {
         };
         let credentials = self.credentials_of(&registry.id).await?;
         if credentials.is_empty() {
-            let credential = self.create_credential(&registry.id, token).await?;
+            let credential = match dry_run {
+                true => "(new)".to_string(),
+                false => self.create_credential(&registry.id, token).await?,
+            };
             report.written.push(written(&credential, Action::Created));
             return Ok(());
         }
@@ -235,7 +248,9 @@ impl Cattle {
             return Ok(());
         }
         for credential in live {
-            self.update_credential(&credential.id, token).await?;
+            if !dry_run {
+                self.update_credential(&credential.id, token).await?;
+            }
             report.written.push(written(&credential.id, Action::Updated));
         }
         Ok(())

@@ -39,6 +39,15 @@ pub struct Probe {
     resolved: tokio::sync::OnceCell<Box<Target>>,
 }
 
+/// How a sync may change Rancher.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncOptions {
+    /// Create what is missing (a registry, a credential) instead of reporting it.
+    pub auto_create: bool,
+    /// Read only: report what would be written, send no PUT or POST.
+    pub dry_run: bool,
+}
+
 /// The parts of the Rancher settings that shape a target.
 pub struct TargetSettings {
     pub auth: RancherAuth,
@@ -76,14 +85,15 @@ impl Target {
         }
     }
 
-    /// Brings every ECR host up to date in this target.
-    pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
+    /// Brings every ECR host up to date in this target (with `dry_run`, only reads and reports what it would
+    /// write).
+    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
         match self {
-            Target::Cattle(cattle) => cattle.sync(tokens, auto_create).await,
-            Target::V3(v3) => v3.sync(tokens, auto_create).await,
+            Target::Cattle(cattle) => cattle.sync(tokens, options).await,
+            Target::V3(v3) => v3.sync(tokens, options).await,
             Target::Probe(probe) => {
                 let target = probe.resolved.get_or_try_init(|| probe.resolve()).await?;
-                Box::pin(target.sync(tokens, auto_create)).await
+                Box::pin(target.sync(tokens, options)).await
             }
         }
     }

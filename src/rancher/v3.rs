@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::session::{Session, with_query};
-use super::{Action, Failure, Notice, RancherError, SyncReport, Written};
+use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
 use crate::ecr::RegistryToken;
 
@@ -142,10 +142,10 @@ impl V3 {
 
     /// Brings every ECR host up to date in every project of the scope. A project that fails does not stop the
     /// others; only a failed project listing fails the whole sync.
-    pub async fn sync(&self, tokens: &[RegistryToken], auto_create: bool) -> Result<SyncReport, RancherError> {
+    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
         let mut report = SyncReport::default();
         for project in self.projects().await? {
-            if let Err(error) = self.sync_project(&project, tokens, auto_create, &mut report).await {
+            if let Err(error) = self.sync_project(&project, tokens, options, &mut report).await {
                 for token in tokens {
                     report.failures.push(Failure {
                         host: token.host.clone(),
@@ -162,7 +162,7 @@ impl V3 {
         &self,
         project: &str,
         tokens: &[RegistryToken],
-        auto_create: bool,
+        options: SyncOptions,
         report: &mut SyncReport,
     ) -> Result<(), RancherError> {
         let by_host: HashMap<&str, &RegistryToken> = tokens.iter().map(|t| (t.host.as_str(), t)).collect();
@@ -198,8 +198,12 @@ impl V3 {
                 }
                 let body = json!({ "registries": registries_body(&matched) });
                 let url = self.url(&["project", project, kind.collection(), &item.id]);
-                match self.session.call(self.session.request(Method::PUT, url).json(&body)).await {
-                    Ok(_) => {
+                let outcome = match options.dry_run {
+                    true => Ok(()),
+                    false => self.session.call(self.session.request(Method::PUT, url).json(&body)).await.map(|_| ()),
+                };
+                match outcome {
+                    Ok(()) => {
                         for (_, token) in &matched {
                             covered.push(token.host.as_str());
                             report.written.push(Written {
@@ -224,11 +228,15 @@ impl V3 {
             if already {
                 continue;
             }
-            if !auto_create {
+            if !options.auto_create {
                 report.notices.push(Notice::NoRegistry { host: token.host.clone(), scope: Some(project.to_string()) });
                 continue;
             }
-            match self.create(project, token).await {
+            let created = match options.dry_run {
+                true => Ok(format!("{project} (new) {}", credential_name(&token.host))),
+                false => self.create(project, token).await,
+            };
+            match created {
                 Ok(id) => report.written.push(Written {
                     host: token.host.clone(),
                     scope: Some(project.to_string()),

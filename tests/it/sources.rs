@@ -304,3 +304,30 @@ async fn the_environment_settings_a_file_replaces_are_named_in_a_warning() {
     assert!(warning.contains("WARN"), "{warning}");
     assert!(run.output.contains("CATTLE_ACCESS_KEY is ignored"), "{}", run.output);
 }
+
+#[tokio::test]
+async fn dry_run_reads_everything_and_writes_nothing() {
+    let (ecr, cattle) = (ecr().await, cattle().await);
+    let registry = cattle.add_registry(&host(ACCOUNT));
+    let credential = cattle.add_credential(&registry, "AWS", OLD_PASSWORD);
+    let mut env = env(&ecr, &format!("{}/v2-beta", cattle.url()));
+    // The other account's registry is missing: AUTO_CREATE would create it.
+    set(&mut env, "AWS_ECR_REGISTRY_IDS", &format!("{ACCOUNT},{OTHER_ACCOUNT}"));
+    set(&mut env, "AUTO_CREATE", "true");
+
+    let run = run(&env, &["--dry-run"]).await;
+
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    let requests = cattle.requests();
+    assert!(requests.iter().all(|r| r.method == "GET"), "only reads: {requests:#?}");
+    assert!(requests.iter().any(|r| r.path_and_query.contains("registrycredentials?registryId=")), "{requests:#?}");
+    assert_eq!(secret_of(&cattle, &credential).as_deref(), Some(OLD_PASSWORD));
+    assert_eq!(cattle.registries().len(), 1);
+    assert_eq!(ecr.requests().len(), 1, "the tokens are really fetched");
+    let update = run.output.lines().find(|l| l.contains("would update credential")).expect(&run.output);
+    assert!(update.contains(&host(ACCOUNT)) && update.contains(&credential), "{update}");
+    let create = run.output.lines().find(|l| l.contains("would create registry")).expect(&run.output);
+    assert!(create.contains(&host(OTHER_ACCOUNT)), "{create}");
+    assert!(run.output.contains("nothing was changed"), "{}", run.output);
+    assert_no_secrets(&run.output);
+}
