@@ -115,14 +115,30 @@ impl V3 {
         if let Some(cluster) = cluster {
             params.push(("clusterId", cluster.as_str()));
         }
+        let url = with_query(&self.url(&["projects"]), &params);
         let mut projects = Vec::new();
         self.session
-            .for_each(with_query(&self.url(&["projects"]), &params), |item: ProjectItem| {
+            .for_each(url.clone(), |item: ProjectItem| {
                 if item.state.as_deref() != Some("removing") {
                     projects.push(item.id);
                 }
             })
             .await?;
+        if projects.is_empty() {
+            // Nothing to write to is a setting to fix (a mistyped cluster, a key scoped elsewhere), not a success.
+            let detail = match cluster {
+                Some(cluster) => {
+                    format!(
+                        "the API key sees no project in cluster {cluster}; check RANCHER_CLUSTER and the key's scope"
+                    )
+                }
+                None => "the API key sees no project at all; check the key's scope, or name the projects in \
+                         RANCHER_PROJECTS or CATTLE_URL"
+                    .to_string(),
+            };
+            // Refused: permanent, so it is an ERROR and retried at the slow end until a person fixes it.
+            return Err(RancherError::Refused { resource: format!("the project list {url}"), detail });
+        }
         Ok(projects)
     }
 

@@ -7,5 +7,6 @@ mod daemon;
 mod faults;
 mod harness;
 mod observability;
+mod rancher2;
 mod secrets;
 mod sources;
