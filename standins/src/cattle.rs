@@ -64,15 +64,8 @@ pub struct Credential {
     pub state: String,
 }
 
-/// One request as received, with the status it was answered with (0: none, for a hang or a dropped connection).
-#[derive(Clone, Debug)]
-pub struct CattleRequest {
-    pub method: String,
-    pub path_and_query: String,
-    pub authorization: Option<String>,
-    pub body: Option<Value>,
-    pub status: u16,
-}
+/// One request as received.
+pub type CattleRequest = crate::server::HttpRequest;
 
 #[derive(Clone, Debug)]
 struct RegistryRow {
@@ -219,17 +212,7 @@ impl FakeCattle {
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<CattleRequest> {
-        self.server
-            .received()
-            .into_iter()
-            .map(|r| CattleRequest {
-                method: r.call.method.clone(),
-                path_and_query: r.call.path_and_query(),
-                authorization: r.call.header("authorization"),
-                body: serde_json::from_slice(&r.call.body).ok(),
-                status: r.status,
-            })
-            .collect()
+        self.server.http_requests()
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {

@@ -16,3 +16,4 @@ mod server;
 pub mod sts;
 
 pub use fault::{Fault, FaultKind};
+pub use server::HttpRequest;

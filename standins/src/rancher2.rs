@@ -65,15 +65,8 @@ pub struct Rancher2Credential {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// One request as received, with the status it was answered with (0: none, for a hang or a dropped connection).
-#[derive(Clone, Debug)]
-pub struct Rancher2Request {
-    pub method: String,
-    pub path_and_query: String,
-    pub authorization: Option<String>,
-    pub body: Option<Value>,
-    pub status: u16,
-}
+/// One request as received.
+pub type Rancher2Request = crate::server::HttpRequest;
 
 #[derive(Clone, Debug)]
 struct ProjectRow {
@@ -276,17 +269,7 @@ impl FakeRancher2 {
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Rancher2Request> {
-        self.server
-            .received()
-            .into_iter()
-            .map(|r| Rancher2Request {
-                method: r.call.method.clone(),
-                path_and_query: r.call.path_and_query(),
-                authorization: r.call.header("authorization"),
-                body: serde_json::from_slice(&r.call.body).ok(),
-                status: r.status,
-            })
-            .collect()
+        self.server.http_requests()
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {

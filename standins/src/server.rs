@@ -48,27 +48,12 @@ impl Call {
 
     /// The decoded query parameters, in order.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        let Some(query) = &self.query else { return Vec::new() };
-        query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
+        self.query.as_deref().map(decode_pairs).unwrap_or_default()
     }
 
     /// The pairs of a form-encoded body.
     pub fn form(&self) -> Vec<(String, String)> {
-        String::from_utf8_lossy(&self.body)
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
+        decode_pairs(&String::from_utf8_lossy(&self.body))
     }
 
     /// The access key id and region of a SigV4 `Authorization` header
@@ -89,6 +74,17 @@ impl Call {
     pub fn query_value(&self, name: &str) -> Option<String> {
         self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
+}
+
+/// `a=1&b=x%2Fy` → `[("a", "1"), ("b", "x/y")]`.
+fn decode_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
 }
 
 fn percent_decode(text: &str) -> String {
@@ -153,6 +149,17 @@ pub(crate) struct Received {
     pub status: u16,
 }
 
+/// One request to a JSON API stand-in as received, with the status it was answered with (0: none, for a hang or a
+/// dropped connection).
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path_and_query: String,
+    pub authorization: Option<String>,
+    pub body: Option<serde_json::Value>,
+    pub status: u16,
+}
+
 /// The parts of a running stand-in that its owner keeps.
 #[derive(Clone, Debug)]
 pub(crate) struct Server {
@@ -184,6 +191,20 @@ impl Server {
 
     pub fn received(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Every request received so far, oldest first, with its JSON body.
+    pub fn http_requests(&self) -> Vec<HttpRequest> {
+        self.received()
+            .into_iter()
+            .map(|r| HttpRequest {
+                method: r.call.method.clone(),
+                path_and_query: r.call.path_and_query(),
+                authorization: r.call.header("authorization"),
+                body: serde_json::from_slice(&r.call.body).ok(),
+                status: r.status,
+            })
+            .collect()
     }
 
     async fn connection(&self, stream: tokio::net::TcpStream, handler: Arc<dyn Handler>) {
