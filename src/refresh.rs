@@ -417,6 +417,26 @@ mod tests {
         gap >= low && gap <= high
     }
 
+    #[test]
+    fn when_two_sources_give_one_host_the_longer_lived_token_is_kept() {
+        use secrecy::ExposeSecret;
+        let now = SystemTime::now();
+        let token = |host: &str, password: &str, hours: u64| RegistryToken {
+            host: host.into(),
+            username: "AWS".into(),
+            password: password.to_string().into(),
+            expires_at: Some(now + Duration::from_secs(hours * 3600)),
+        };
+        let kept = newest_per_host(vec![
+            token("a.example.com", "a-short", 2),
+            token("b.example.com", "b", 12),
+            token("a.example.com", "a-long", 12),
+            token("a.example.com", "a-middle", 6),
+        ]);
+        let summary: Vec<(&str, &str)> = kept.iter().map(|t| (t.host.as_str(), t.password.expose_secret())).collect();
+        assert_eq!(summary, [("a.example.com", "a-long"), ("b.example.com", "b")]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failures_back_off_quickly_then_success_waits_about_half_the_lifetime() {
         let times = refresh_times(vec![
