@@ -98,6 +98,10 @@ pub struct Cli {
     #[arg(long, env = "AWS_ROLE_EXTERNAL_ID", value_name = "ID", hide_env_values = true)]
     pub aws_role_external_id: Option<String>,
 
+    /// File holding the ExternalId (instead of AWS_ROLE_EXTERNAL_ID).
+    #[arg(long, env = "AWS_ROLE_EXTERNAL_ID_FILE", value_name = "PATH")]
+    pub aws_role_external_id_file: Option<PathBuf>,
+
     /// Session name used when assuming AWS_ROLE_ARN (shows up in CloudTrail).
     #[arg(long, env = "AWS_ROLE_SESSION_NAME", value_name = "NAME")]
     pub aws_role_session_name: Option<String>,
@@ -358,7 +362,7 @@ impl Cli {
             ("CATTLE_CA_BUNDLE", self.cattle_ca_bundle.is_some()),
             ("CATTLE_INSECURE_SKIP_VERIFY", self.cattle_insecure_skip_verify.is_some()),
             ("AWS_ECR_REGISTRY_IDS", self.aws_ecr_registry_ids.is_some()),
-            ("AWS_ROLE_EXTERNAL_ID", self.aws_role_external_id.is_some()),
+            ("AWS_ROLE_EXTERNAL_ID", self.aws_role_external_id.is_some() || self.aws_role_external_id_file.is_some()),
             ("AWS_ROLE_SESSION_NAME", self.aws_role_session_name.is_some()),
             ("AUTO_CREATE", self.auto_create.is_some()),
             ("REGISTRY_ADDRESS_MAP", self.registry_address_map.is_some()),
@@ -388,7 +392,12 @@ fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, Con
         region: cli.aws_region,
         registry_ids: cli.aws_ecr_registry_ids,
         role_arn: cli.aws_role_arn,
-        external_id: cli.aws_role_external_id,
+        external_id: secret_setting(
+            "AWS_ROLE_EXTERNAL_ID",
+            cli.aws_role_external_id,
+            "AWS_ROLE_EXTERNAL_ID_FILE",
+            cli.aws_role_external_id_file,
+        )?,
         session_name: cli.aws_role_session_name,
         address_map: cli.registry_address_map,
     };
@@ -965,6 +974,20 @@ mod tests {
         let config = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key=very-secret-value"]).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("very-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn the_external_id_can_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("recs-external-id-{}", std::process::id()));
+        std::fs::write(&dir, "from-a-file\n").unwrap();
+        let file = format!("--aws-role-external-id-file={}", dir.display());
+        let arn = "--aws-role-arn=arn:aws:iam::123456789012:role/reader";
+        let config_ok = config(&[URL, arn, &file]).unwrap();
+        let role = config_ok.plan.sources[0].aws.assume_role.as_ref().unwrap();
+        assert_eq!(role.external_id.as_ref().unwrap().expose_secret(), "from-a-file");
+        let both = config(&[URL, arn, &file, "--aws-role-external-id=x"]).unwrap_err();
+        assert_eq!(both.setting, "AWS_ROLE_EXTERNAL_ID_FILE");
+        std::fs::remove_file(dir).unwrap();
     }
 
     #[test]
