@@ -215,6 +215,13 @@ impl FakeCattle {
         self.server.http_requests()
     }
 
+    /// The method and the time of arrival of every request received so far, in the order of [`requests`].
+    ///
+    /// [`requests`]: FakeCattle::requests
+    pub fn request_times(&self) -> Vec<(String, std::time::Instant)> {
+        self.server.received().into_iter().map(|r| (r.call.method, r.at)).collect()
+    }
+
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.handler.store.lock().unwrap()
     }

@@ -147,6 +147,8 @@ pub(crate) trait Handler: Send + Sync + 'static {
 pub(crate) struct Received {
     pub call: Call,
     pub status: u16,
+    /// When the request reached the stand-in (its head was read).
+    pub at: std::time::Instant,
 }
 
 /// One request to a JSON API stand-in as received, with the status it was answered with (0: none, for a hang or a
@@ -230,6 +232,7 @@ impl Server {
         handler: &dyn Handler,
         drop_it: &Notify,
     ) -> Response<Body> {
+        let at = std::time::Instant::now();
         let (parts, body) = request.into_parts();
         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let call = Call {
@@ -259,12 +262,12 @@ impl Server {
             Some(FaultKind::Truncated) => {
                 let reply = handler.handle(&call);
                 let status = reply.status;
-                self.log.lock().unwrap().push(Received { call, status });
+                self.log.lock().unwrap().push(Received { call, status, at });
                 return truncated(reply);
             }
             Some(FaultKind::Hang | FaultKind::DropConnection) => (None, 0),
         };
-        self.log.lock().unwrap().push(Received { call, status });
+        self.log.lock().unwrap().push(Received { call, status, at });
         match (reply, fault) {
             (Some(reply), _) => response(reply),
             (None, Some(FaultKind::DropConnection)) => {
