@@ -7,6 +7,9 @@
 #       docker buildx build --platform linux/amd64,linux/arm64 -t rancher-ecr-credentials .
 #   host: a static musl binary already built on the build host, taken from the build context (scripts/build-image);
 #       docker build --build-arg BINARY_SOURCE=host -t rancher-ecr-credentials:dev .
+# With buildah/podman, pass --build-arg BINARY_SOURCE=builder explicitly too: buildah 1.28 does not apply an ARG's
+# default when it decides which stages `FROM ${BINARY_SOURCE}` needs, skips `builder`, then looks for an image of
+# that name. The base image is named in full (docker.io/library/...) because podman does not expand short names.
 #
 # The final image holds only the binary, a CA bundle, /etc/passwd and /etc/group, and runs as 65532:65532 (nonroot).
 
@@ -16,7 +19,7 @@ ARG BINARY_SOURCE=builder
 # builder: compiles a static musl binary. It runs on the target platform (under QEMU for a foreign one), so the
 # native musl-gcc from Debian's musl-tools serves both amd64 and arm64 with no cross toolchain.
 # A literal tag (no ARG) so that Dependabot can propose updates to it.
-FROM rust:1.95-bookworm AS builder
+FROM docker.io/library/rust:1.95-bookworm AS builder
 ARG TARGETARCH
 WORKDIR /src
 RUN set -eux; \
