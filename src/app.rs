@@ -7,16 +7,18 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::config::RancherAuth;
 use crate::ecr::{self, Ecr};
 use crate::plan;
 use crate::rancher::{self, Target, TargetSettings};
+use crate::redact;
 use crate::refresh::{Refresher, Source};
 use crate::server;
 use crate::status::Status;
+use secrecy::ExposeSecret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -43,6 +45,11 @@ pub async fn run(config: Config) -> Exit {
 
 /// Runs until `shutdown` is cancelled; what [`run`] does, without the signal handling.
 pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
+    register_secrets(&config);
+    for flag in &config.secret_flags {
+        warn!(flag = %flag,
+            "A secret was given as a command-line flag: every local user can read it in /proc/PID/cmdline. Use its environment variable or *_FILE form instead");
+    }
     for name in &config.ignored {
         warn!("{name} is ignored: CONFIG_FILE describes the sources and targets");
     }
@@ -138,6 +145,12 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
         return exit;
     }
 
+    // A soft limit of 1,024 open files is common; the hard limit is usually far higher. Raising it keeps the
+    // health port and the refresh from competing for descriptors.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => debug!(open_files = limit, health_connections = server::max_connections(), "Open-file limit"),
+        Err(e) => warn!(error = %e, "Could not raise the open-file limit"),
+    }
     let listener = match TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(e) => return bad_config(&format!("LISTEN_PORT: cannot listen on {}: {e}", config.listen)),
@@ -153,6 +166,35 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
     info!("Stopped");
     Exit::Stopped
+}
+
+/// Tells [`redact`] every secret of the configuration and of the AWS environment, so that no echo of one can
+/// reach a log line or an answer.
+fn register_secrets(config: &Config) {
+    for target in &config.plan.targets {
+        match &target.rancher.auth {
+            RancherAuth::None => {}
+            RancherAuth::Keys(keys) => {
+                redact::register_pair(&keys.access_key, keys.secret_key.expose_secret());
+            }
+            RancherAuth::Token(token) => {
+                redact::register(token.expose_secret());
+                if let Some((access, secret)) = token.expose_secret().split_once(':') {
+                    redact::register_pair(access, secret);
+                }
+            }
+        }
+    }
+    for source in &config.plan.sources {
+        if let Some(external_id) = source.aws.assume_role.as_ref().and_then(|r| r.external_id.as_ref()) {
+            redact::register(external_id.expose_secret());
+        }
+    }
+    for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(value) = std::env::var(name) {
+            redact::register(&value);
+        }
+    }
 }
 
 fn bad_config(message: &str) -> Exit {

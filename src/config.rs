@@ -46,7 +46,8 @@ pub struct Cli {
     #[arg(long, env = "RANCHER_CLUSTER", value_name = "ID")]
     pub rancher_cluster: Option<String>,
 
-    /// Rancher 2 bearer token (token-xxxxx:secret), instead of CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY.
+    /// Rancher 2 bearer token (token-xxxxx:secret), instead of CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY. As a
+    /// flag it is visible to every local user (/proc/PID/cmdline): prefer the variable or RANCHER_TOKEN_FILE.
     #[arg(long, env = "RANCHER_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub rancher_token: Option<String>,
 
@@ -62,7 +63,8 @@ pub struct Cli {
     #[arg(long, env = "CATTLE_ACCESS_KEY_FILE", value_name = "PATH")]
     pub cattle_access_key_file: Option<PathBuf>,
 
-    /// Rancher API secret key (the password of HTTP Basic auth). Never logged.
+    /// Rancher API secret key (the password of HTTP Basic auth). Never logged. As a flag it is visible to every
+    /// local user (/proc/PID/cmdline): prefer the variable or CATTLE_SECRET_KEY_FILE.
     #[arg(long, env = "CATTLE_SECRET_KEY", value_name = "KEY", hide_env_values = true)]
     pub cattle_secret_key: Option<String>,
 
@@ -94,7 +96,8 @@ pub struct Cli {
     #[arg(long, env = "AWS_ROLE_ARN", value_name = "ARN")]
     pub aws_role_arn: Option<String>,
 
-    /// ExternalId to present when assuming AWS_ROLE_ARN (required by most third-party trust policies).
+    /// ExternalId to present when assuming AWS_ROLE_ARN (required by most third-party trust policies). As a flag
+    /// it is visible to every local user (/proc/PID/cmdline): prefer the variable or AWS_ROLE_EXTERNAL_ID_FILE.
     #[arg(long, env = "AWS_ROLE_EXTERNAL_ID", value_name = "ID", hide_env_values = true)]
     pub aws_role_external_id: Option<String>,
 
@@ -204,6 +207,24 @@ pub struct Config {
     pub dry_run: bool,
     /// Print the plan and exit without calling anything.
     pub check_config: bool,
+    /// Secrets given as command-line flags (visible to every local user); warned about at start.
+    pub secret_flags: Vec<&'static str>,
+}
+
+/// The flags that carry a secret, with their long names.
+const SECRET_FLAGS: [(&str, &str); 3] = [
+    ("rancher_token", "--rancher-token"),
+    ("cattle_secret_key", "--cattle-secret-key"),
+    ("aws_role_external_id", "--aws-role-external-id"),
+];
+
+/// The secret-carrying flags that were given on the command line (not through their environment variables).
+pub fn secret_flags_given(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    SECRET_FLAGS
+        .iter()
+        .filter(|(id, _)| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|(_, flag)| *flag)
+        .collect()
 }
 
 #[derive(Debug)]
@@ -344,6 +365,7 @@ impl Config {
             once,
             dry_run,
             check_config,
+            secret_flags: Vec::new(),
         })
     }
 }

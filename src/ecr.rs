@@ -11,12 +11,15 @@ use std::time::{Duration, SystemTime};
 use aws_config::meta::region::ProvideRegion;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use base64::Engine as _;
 use secrecy::SecretString;
 
 use crate::address;
 use crate::config::{AssumeRole, AwsSettings, ConfigError};
+use crate::redact;
 
 /// The password for one ECR registry, decoded from an authorization token.
 #[derive(Clone)]
@@ -40,13 +43,33 @@ impl fmt::Debug for RegistryToken {
     }
 }
 
-/// Why no usable token came from ECR. Never carries the token or the password.
+/// Why no usable token came from ECR, in words, with what to do about it. Never carries the token, the password
+/// or any answer body; text that came from AWS is cleaned by [`redact::outside`].
 #[derive(Debug, thiserror::Error)]
 pub enum EcrError {
-    #[error("ECR GetAuthorizationToken was refused: {code}: {message}")]
+    /// AWS answered GetAuthorizationToken with an error.
+    #[error("{}", describe_service_error(.code, .message))]
     Service { code: String, message: String },
-    #[error("ECR GetAuthorizationToken failed: {0}")]
-    Request(String),
+    /// The default credential chain found nothing.
+    #[error(
+        "no AWS credentials found; tried {tried}. Give the daemon credentials: AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, a web identity (IRSA), an instance or task role, or AWS_PROFILE"
+    )]
+    NoCredentials { tried: String },
+    /// A credential provider (a role to assume, web identity, a profile) failed.
+    #[error("could not get AWS credentials: {0}")]
+    Credentials(String),
+    /// The ECR endpoint could not be reached.
+    #[error("cannot reach ECR at {host}: {reason}; check the network path, HTTPS_PROXY/NO_PROXY and AWS_ENDPOINT_URL")]
+    Unreachable { host: String, reason: String },
+    /// Any other failure of the call.
+    #[error("ECR GetAuthorizationToken at {host} failed: {reason}")]
+    Request { host: String, reason: String },
+    /// ECR answered, but not with the JSON it sends (a proxy's page, a changed API, a hostile endpoint).
+    #[error(
+        "ECR's answer at {host} is malformed: {problem}; is something other than ECR answering (AWS_ENDPOINT_URL, a proxy)?"
+    )]
+    BadAnswer { host: String, problem: String },
     #[error("ECR GetAuthorizationToken answered with no authorization data")]
     Empty,
     #[error("ECR authorization data #{index} is malformed: {problem}")]
@@ -65,13 +88,45 @@ const PERMANENT_CODES: &[&str] = &[
     "MissingAuthenticationTokenException",
 ];
 
+/// Codes with which AWS says the keys themselves are wrong or expired.
+const BAD_KEY_CODES: &[&str] = &[
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "MissingAuthenticationTokenException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+fn describe_service_error(code: &str, message: &str) -> String {
+    if code.starts_with("AccessDenied") {
+        format!(
+            "ECR refused GetAuthorizationToken: access denied ({code}: {message}); allow ecr:GetAuthorizationToken \
+             in the IAM policy of these credentials"
+        )
+    } else if BAD_KEY_CODES.contains(&code) {
+        format!(
+            "AWS rejected the credentials as invalid or expired ({code}: {message}); check AWS_ACCESS_KEY_ID, \
+             AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
+        )
+    } else if code.contains("Throttl") || code == "TooManyRequestsException" {
+        format!("ECR throttled GetAuthorizationToken ({code}: {message}); retrying later")
+    } else {
+        format!("ECR GetAuthorizationToken was refused: {code}: {message}")
+    }
+}
+
 impl EcrError {
     /// True when the error needs a person to act (a policy, a key, a setting).
     pub fn is_permanent(&self) -> bool {
         match self {
             EcrError::Service { code, .. } => PERMANENT_CODES.contains(&code.as_str()),
-            EcrError::Request(_) => false,
-            EcrError::Empty | EcrError::Malformed { .. } => false,
+            // Credentials may appear (an instance profile attached, a projected token mounted), a network
+            // may heal: these are retried at the quick pace.
+            EcrError::NoCredentials { .. } | EcrError::Credentials(_) => false,
+            EcrError::Unreachable { .. } | EcrError::Request { .. } => false,
+            EcrError::BadAnswer { .. } | EcrError::Empty | EcrError::Malformed { .. } => false,
         }
     }
 
@@ -81,8 +136,10 @@ impl EcrError {
             EcrError::Service { code, .. } if code.contains("Throttl") => "throttled",
             EcrError::Service { .. } if self.is_permanent() => "denied",
             EcrError::Service { .. } => "service",
-            EcrError::Request(_) => "request",
-            EcrError::Empty | EcrError::Malformed { .. } => "malformed",
+            EcrError::NoCredentials { .. } | EcrError::Credentials(_) => "credentials",
+            EcrError::Unreachable { .. } => "unreachable",
+            EcrError::Request { .. } => "request",
+            EcrError::BadAnswer { .. } | EcrError::Empty | EcrError::Malformed { .. } => "malformed",
         }
     }
 }
@@ -121,6 +178,8 @@ pub struct Ecr {
     client: aws_sdk_ecr::Client,
     registry_ids: Vec<String>,
     region: String,
+    /// The host ECR calls go to, for messages.
+    endpoint_host: String,
 }
 
 impl Ecr {
@@ -153,11 +212,17 @@ impl Ecr {
         if let Some(endpoint) = endpoint {
             ecr_config = ecr_config.endpoint_url(endpoint);
         }
-        Ecr { client: aws_sdk_ecr::Client::from_conf(ecr_config.build()), registry_ids, region }
+        let endpoint_host = endpoint_host(endpoint, &region);
+        Ecr { client: aws_sdk_ecr::Client::from_conf(ecr_config.build()), registry_ids, region, endpoint_host }
     }
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The host ECR calls go to.
+    pub fn endpoint_host(&self) -> &str {
+        &self.endpoint_host
     }
 
     /// Calls GetAuthorizationToken and decodes every entry. Any malformed entry fails the whole call, so that
@@ -172,33 +237,202 @@ impl Ecr {
                 request = request.set_registry_ids(Some(self.registry_ids.clone()));
             }
         }
-        let output = request.send().await.map_err(describe_sdk_error)?;
+        let output = request.send().await.map_err(|e| describe_sdk_error(e, &self.endpoint_host))?;
         let data = output.authorization_data();
         if data.is_empty() {
             return Err(EcrError::Empty);
         }
-        data.iter()
+        let tokens: Vec<RegistryToken> = data
+            .iter()
             .enumerate()
             .map(|(index, entry)| {
                 let expires_at = entry.expires_at().and_then(|at| SystemTime::try_from(*at).ok());
                 decode(index, entry.authorization_token(), entry.proxy_endpoint(), expires_at)
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        for token in &tokens {
+            redact::register_password(&token.username, secrecy::ExposeSecret::expose_secret(&token.password));
+        }
+        Ok(tokens)
     }
 }
 
-fn describe_sdk_error<E, R>(err: SdkError<E, R>) -> EcrError
+/// The host of the ECR endpoint: the source's override, else the standard variables aws-config honours, else the
+/// regional default.
+fn endpoint_host(endpoint: Option<&str>, region: &str) -> String {
+    let from_env = || {
+        ["AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    };
+    match endpoint.map(str::to_string).or_else(from_env) {
+        Some(url) => url::Url::parse(&url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(port) => format!("{h}:{port}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or(url),
+        None => format!("api.ecr.{region}.amazonaws.com"),
+    }
+}
+
+/// One failure of an AWS call, in words: never a Debug dump of the SDK's structures, never an answer body.
+fn describe_sdk_error<E>(err: SdkError<E, HttpResponse>, host: &str) -> EcrError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
     if let (SdkError::ServiceError(_), Some(code)) = (&err, err.code()) {
         return EcrError::Service {
-            code: code.to_string(),
-            message: err.message().unwrap_or("no message").to_string(),
+            code: redact::outside(code),
+            message: redact::outside(err.message().unwrap_or("no message")),
         };
     }
-    EcrError::Request(aws_smithy_types::error::display::DisplayErrorContext(&err).to_string())
+    if let SdkError::ResponseError(response) = &err {
+        let problem = response.raw().body().bytes().map(malformed_field).unwrap_or_else(|| "unreadable body".into());
+        return EcrError::BadAnswer { host: host.to_string(), problem };
+    }
+    let causes = causes(&err);
+    if let Some(credentials) = causes.iter().find_map(|e| e.downcast_ref::<CredentialsError>()) {
+        return match credentials {
+            CredentialsError::CredentialsNotLoaded(_) => EcrError::NoCredentials { tried: credential_sources_tried() },
+            CredentialsError::ProviderTimedOut(_) => EcrError::Credentials(
+                "the credential provider timed out (instance metadata, STS or a container \
+                                       endpoint did not answer in time)"
+                    .into(),
+            ),
+            _ => EcrError::Credentials(in_words(&causes_of(credentials))),
+        };
+    }
+    let timeout =
+        matches!(&err, SdkError::TimeoutError(_)) || matches!(&err, SdkError::DispatchFailure(d) if d.is_timeout());
+    if timeout {
+        return EcrError::Unreachable { host: host.to_string(), reason: "timed out".into() };
+    }
+    if matches!(&err, SdkError::DispatchFailure(d) if d.is_io()) {
+        return EcrError::Unreachable { host: host.to_string(), reason: in_words(&causes) };
+    }
+    EcrError::Request { host: host.to_string(), reason: in_words(&causes) }
+}
+
+/// An error and its causes, outermost first.
+fn causes<'a>(err: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut chain = vec![err];
+    let mut current = err.source();
+    while let Some(cause) = current {
+        chain.push(cause);
+        current = cause.source();
+    }
+    chain
+}
+
+fn causes_of<'a>(err: &'a CredentialsError) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    causes(err)
+}
+
+/// What went wrong, from the innermost causes that say something: a DNS failure, a refused connection, a TLS
+/// problem, an STS refusal. Cleaned and capped like all outside text.
+fn in_words(chain: &[&(dyn std::error::Error + 'static)]) -> String {
+    for cause in chain.iter().rev() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            let reason = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                std::io::ErrorKind::TimedOut => "timed out".to_string(),
+                _ => io.to_string(),
+            };
+            return redact::outside(&reason);
+        }
+    }
+    let texts: Vec<String> = chain
+        .iter()
+        .map(|e| e.to_string())
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "dispatch failure" | "io error" | "other" | "service error"))
+        .collect();
+    let mut words = texts.join(": ");
+    if words.is_empty() {
+        words = "no reason given".into();
+    }
+    let lower = words.to_ascii_lowercase();
+    let class = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
+        "name lookup failed: "
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        "TLS failed: "
+    } else {
+        ""
+    };
+    redact::outside(&format!("{class}{words}"))
+}
+
+/// The default credential chain's sources and, from the environment, why each had nothing.
+fn credential_sources_tried() -> String {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let environment = match (set("AWS_ACCESS_KEY_ID"), set("AWS_SECRET_ACCESS_KEY")) {
+        (false, false) => "environment (AWS_ACCESS_KEY_ID not set)",
+        (true, false) => "environment (AWS_SECRET_ACCESS_KEY not set)",
+        (false, true) => "environment (AWS_ACCESS_KEY_ID not set)",
+        (true, true) => "environment (keys set but not accepted)",
+    };
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let files = [
+        std::env::var_os("AWS_CONFIG_FILE").map(Into::into).unwrap_or_else(|| home.join(".aws/config")),
+        std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+            .map(Into::into)
+            .unwrap_or_else(|| home.join(".aws/credentials")),
+    ];
+    let profile = match files.iter().any(|f: &std::path::PathBuf| f.exists()) {
+        true => format!("profile '{profile}' (no credentials in it)"),
+        false => format!("profile '{profile}' (no ~/.aws/config or ~/.aws/credentials)"),
+    };
+    let web_identity = match set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+        true => "web identity (token file set but not usable)",
+        false => "web identity (AWS_WEB_IDENTITY_TOKEN_FILE not set)",
+    };
+    let container = match set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || set("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        true => "container credentials (endpoint set but gave nothing)",
+        false => "container credentials (AWS_CONTAINER_CREDENTIALS_*_URI not set)",
+    };
+    let imds = match std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        true => "instance metadata (disabled by AWS_EC2_METADATA_DISABLED)",
+        false => "instance metadata (not reachable, or no instance role)",
+    };
+    format!("{environment}, {profile}, {web_identity}, {container}, {imds}")
+}
+
+/// Names what in an unparseable GetAuthorizationToken answer is not as ECR sends it: the field, never its value.
+fn malformed_field(body: &[u8]) -> String {
+    use serde_json::Value;
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return format!("not JSON ({} bytes)", body.len());
+    };
+    let Some(entries) = value.get("authorizationData") else {
+        return "no field authorizationData".into();
+    };
+    let Some(entries) = entries.as_array() else {
+        return "field authorizationData is not a list".into();
+    };
+    for (index, entry) in entries.iter().enumerate() {
+        let Some(entry) = entry.as_object() else {
+            return format!("authorizationData[{index}] is not an object");
+        };
+        for (field, expected) in
+            [("authorizationToken", "a string"), ("proxyEndpoint", "a string"), ("expiresAt", "a number")]
+        {
+            let fits = match entry.get(field) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(_)) => expected == "a string",
+                Some(Value::Number(_)) => expected == "a number",
+                Some(_) => false,
+            };
+            if !fits {
+                return format!("field authorizationData[{index}].{field} is not {expected}");
+            }
+        }
+    }
+    "the SDK could not read it (no field could be named)".into()
 }
 
 /// Decodes one authorization entry: base64 of `user:password`, split at the first colon.

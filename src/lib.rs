@@ -12,6 +12,7 @@
 //! - [`rancher`]: the Rancher APIs ([`rancher::cattle`] for 1.x).
 //! - [`schedule`]: when the next refresh is due, after success and after failure.
 //! - [`refresh`]: the loop that ties ECR and Rancher together.
+//! - [`redact`]: secrets and hostile outside text kept out of logs and answers.
 //! - [`status`]: liveness, readiness and metrics, shared by the loop and the server.
 //! - [`server`]: health and metrics over HTTP, and the `healthcheck` command.
 //! - [`app`]: start-up and shutdown, as `main` runs them.
@@ -23,6 +24,7 @@ pub mod ecr;
 pub mod logging;
 pub mod plan;
 pub mod rancher;
+pub mod redact;
 pub mod refresh;
 pub mod schedule;
 pub mod server;

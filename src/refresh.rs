@@ -234,6 +234,8 @@ impl Refresher {
                     resource = %resource, "Every credential of this registry is deactivated; leaving them alone"),
                 Notice::MalformedAddress { resource, address } => warn!(rancher = %target, resource = %resource,
                     server_address = %address, "Skipped a Rancher registry whose address is not a host name"),
+                Notice::NotAskedFor { resource, reason } => warn!(rancher = %target, resource = %resource,
+                    reason = %reason, "Skipped an item Rancher returned that was not asked for; not written"),
             }
         }
         let mut permanent = false;

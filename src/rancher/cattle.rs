@@ -17,6 +17,7 @@ use super::session::{Session, with_query};
 use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
 use crate::ecr::RegistryToken;
+use crate::redact;
 
 /// The email the predecessor sent; `/v1` requires one on create and nothing checks it.
 pub const EMAIL: &str = "not-really@required.anymore";
@@ -58,6 +59,8 @@ struct RegistryItem {
 #[derive(Deserialize)]
 struct CredentialItem {
     id: String,
+    #[serde(rename = "registryId")]
+    registry_id: Option<String>,
     state: Option<String>,
 }
 
@@ -107,31 +110,46 @@ impl Cattle {
                             found.push((host.to_string(), Registry { id: item.id, server_address: address, state }));
                         }
                     }
-                    None => {
-                        skipped.push(Notice::MalformedAddress { resource: format!("registry {}", item.id), address })
-                    }
+                    None => skipped.push(Notice::MalformedAddress {
+                        resource: format!("registry {}", redact::outside(&item.id)),
+                        address: redact::outside(&address),
+                    }),
                 }
             })
             .await?;
         Ok((found, skipped))
     }
 
-    /// The credentials of a registry that are not removed, lowest id first.
-    pub async fn credentials_of(&self, registry_id: &str) -> Result<Vec<Credential>, RancherError> {
+    /// The credentials of a registry that are not removed, lowest id first. The answer is checked, not trusted:
+    /// a credential whose own `registryId` is not this registry (a server or proxy that ignored the filter) is
+    /// left out with a notice, so that this registry's password is never written into another's credential.
+    pub async fn credentials_of(&self, registry_id: &str) -> Result<(Vec<Credential>, Vec<Notice>), RancherError> {
         let url = with_query(
             &self.endpoint.collection(CREDENTIALS),
             &[("registryId", registry_id), ("limit", &PAGE_LIMIT.to_string())],
         );
         let mut credentials = Vec::new();
+        let mut foreign = Vec::new();
         self.session
             .for_each(url, |item: CredentialItem| {
+                let belongs = item.registry_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(registry_id));
+                if !belongs {
+                    foreign.push(Notice::NotAskedFor {
+                        resource: format!("credential {}", redact::outside(&item.id)),
+                        reason: format!(
+                            "it belongs to registry {}, not {registry_id}: Rancher ignored the registryId filter",
+                            item.registry_id.as_deref().map(redact::outside).unwrap_or_else(|| "(none)".into())
+                        ),
+                    });
+                    return;
+                }
                 let state = item.state.unwrap_or_default();
                 if !is_gone(&state) {
                     credentials.push(Credential { id: item.id, state });
                 }
             })
             .await?;
-        Ok(credentials)
+        Ok((credentials, foreign))
     }
 
     pub async fn update_credential(&self, credential_id: &str, token: &RegistryToken) -> Result<(), RancherError> {
@@ -231,7 +249,8 @@ impl Cattle {
             resource: format!("registry {} credential {credential}", registry.id),
             action,
         };
-        let credentials = self.credentials_of(&registry.id).await?;
+        let (credentials, foreign) = self.credentials_of(&registry.id).await?;
+        report.notices.extend(foreign);
         if credentials.is_empty() {
             let credential = match dry_run {
                 true => "(new)".to_string(),

@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::config::{RancherAuth, TlsSettings};
 use crate::ecr::RegistryToken;
+use crate::redact;
 use endpoint::Endpoint;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -200,6 +201,9 @@ pub enum Notice {
     OnlyInactive { host: String, resource: String },
     /// A registry address that is not a host name; skipped.
     MalformedAddress { resource: String, address: String },
+    /// Rancher's answer held an item that was not asked for (another registry's credential, another project's
+    /// credential); it is never written.
+    NotAskedFor { resource: String, reason: String },
 }
 
 /// A host that could not be brought up to date.
@@ -334,7 +338,12 @@ impl RancherError {
             }
             source = cause.source();
         }
-        RancherError::Transport { method: method.clone(), url: url.to_string(), detail, timeout }
+        RancherError::Transport {
+            method: method.clone(),
+            url: url.to_string(),
+            detail: redact::outside(&detail),
+            timeout,
+        }
     }
 }
 
@@ -359,21 +368,44 @@ impl Answer {
         serde_json::from_slice(&self.body).map_err(|e| RancherError::Body {
             method: self.method.clone(),
             url: self.url.clone(),
-            detail: format!("not the JSON expected ({e})"),
+            detail: format!("not the JSON expected ({})", redact::outside(&e.to_string())),
         })
     }
 }
 
-/// Sends a request and returns the body of a 2xx answer; anything else becomes a [`RancherError`].
+/// The largest answer read from Rancher. The largest honest page is a few MB (1,000 registries are about
+/// 1.1 MB); anything larger is a misbehaving server or proxy, and reading it whole could exhaust memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// The largest error answer read for its message; the rest of a larger one is not looked at.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Sends a request and returns the body of a 2xx answer; anything else becomes a [`RancherError`]. Bodies are
+/// read up to [`MAX_BODY_BYTES`]; every piece of text taken from an error answer is cleaned by
+/// [`redact::outside`].
 pub(crate) async fn send(client: &reqwest::Client, request: reqwest::Request) -> Result<Answer, RancherError> {
     let method = request.method().clone();
     let url = request.url().to_string();
     let response = client.execute(request).await.map_err(|e| RancherError::transport(&method, &url, e))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| RancherError::transport(&method, &url, e))?;
     if status.is_success() {
+        let body = match read_capped(response, MAX_BODY_BYTES).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                return Err(RancherError::Body {
+                    method,
+                    url,
+                    detail: format!(
+                        "Rancher answer larger than {} MB; not read (a misbehaving server or proxy?)",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    ),
+                });
+            }
+            Err(e) => return Err(RancherError::transport(&method, &url, e)),
+        };
         return Ok(Answer { method, url, body });
     }
+    // The status decides; the message is a courtesy, so a body that cannot be read whole is not an error.
+    let body = read_capped(response, MAX_ERROR_BODY_BYTES).await.ok().flatten().unwrap_or_default();
     let (code, detail) = match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(ErrorBody { code, message, field_name }) => {
             let message = message.filter(|m| Some(m) != code.as_ref());
@@ -383,9 +415,25 @@ pub(crate) async fn send(client: &reqwest::Client, request: reqwest::Request) ->
                 (None, Some(field)) => Some(format!("field {field}")),
                 (None, None) => None,
             };
-            (code, detail)
+            (code.map(|c| redact::outside(&c)), detail.map(|d| redact::outside(&d)))
         }
         Err(_) => (None, None),
     };
     Err(RancherError::Status { method, url, status, code, detail })
+}
+
+/// The body of `response`, or `None` when it is (or announces itself as) longer than `limit` bytes: reading
+/// stops there, whatever the server keeps sending.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> reqwest::Result<Option<bytes::Bytes>> {
+    if response.content_length().is_some_and(|length| length > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }

@@ -17,6 +17,7 @@ use super::session::{Session, with_query};
 use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
 use crate::ecr::RegistryToken;
+use crate::redact;
 
 /// Norman's default page is 1000 and its maximum 10000.
 const PAGE_LIMIT: &str = "1000";
@@ -62,6 +63,13 @@ struct ProjectItem {
     state: Option<String>,
 }
 
+impl ProjectItem {
+    /// The cluster of a project is the part of its id before the colon.
+    fn is_in(&self, cluster: &str) -> bool {
+        self.id.split_once(':').is_some_and(|(c, _)| c == cluster)
+    }
+}
+
 #[derive(Deserialize)]
 struct CredentialItem {
     id: String,
@@ -69,6 +77,8 @@ struct CredentialItem {
     registries: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     annotations: Option<HashMap<String, Value>>,
+    #[serde(rename = "projectId")]
+    project_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +129,19 @@ impl V3 {
         let mut projects = Vec::new();
         self.session
             .for_each(url.clone(), |item: ProjectItem| {
+                // A server that ignored the clusterId filter must not lead to writes in other clusters.
+                if let Some(cluster) = cluster
+                    && !item.is_in(cluster)
+                {
+                    tracing::warn!(rancher = %self.base, project = %redact::outside(&item.id), cluster = %cluster,
+                        "Skipped a project Rancher listed outside the cluster asked for (RANCHER_CLUSTER); not written");
+                    return;
+                }
+                if !is_project_id(&item.id) {
+                    tracing::warn!(rancher = %self.base, project = %redact::outside(&item.id),
+                        "Skipped a project whose id is not <cluster>:<project>");
+                    return;
+                }
                 if item.state.as_deref() != Some("removing") {
                     projects.push(item.id);
                 }
@@ -142,15 +165,32 @@ impl V3 {
         Ok(projects)
     }
 
-    async fn credentials(&self, project: &str, kind: Kind) -> Result<Vec<CredentialItem>, RancherError> {
+    /// The credentials of one kind in a project, copies left out. The answer is checked, not trusted: an item
+    /// whose own `projectId` is not this project is left out with a notice, never written.
+    async fn credentials(
+        &self,
+        project: &str,
+        kind: Kind,
+        notices: &mut Vec<Notice>,
+    ) -> Result<Vec<CredentialItem>, RancherError> {
         let url = with_query(&self.url(&["project", project, kind.collection()]), &[("limit", PAGE_LIMIT)]);
         let mut items = Vec::new();
         self.session
             .for_each(url, |item: CredentialItem| {
-                let is_copy = item.annotations.as_ref().is_some_and(|a| a.contains_key(COPY_ANNOTATION));
-                if !is_copy {
-                    items.push(item);
+                if item.annotations.as_ref().is_some_and(|a| a.contains_key(COPY_ANNOTATION)) {
+                    return;
                 }
+                if item.project_id.as_deref() != Some(project) {
+                    notices.push(Notice::NotAskedFor {
+                        resource: format!("{} {}", kind.type_name(), redact::outside(&item.id)),
+                        reason: format!(
+                            "it belongs to project {}, not {project}",
+                            item.project_id.as_deref().map(redact::outside).unwrap_or_else(|| "(none given)".into())
+                        ),
+                    });
+                    return;
+                }
+                items.push(item);
             })
             .await?;
         Ok(items)
@@ -184,19 +224,19 @@ impl V3 {
         let by_host: HashMap<&str, &RegistryToken> = tokens.iter().map(|t| (t.host.as_str(), t)).collect();
         let mut covered: Vec<&str> = Vec::new();
         for kind in [Kind::Project, Kind::Namespaced] {
-            for item in self.credentials(project, kind).await? {
+            for item in self.credentials(project, kind, &mut report.notices).await? {
                 let registries = item.registries.unwrap_or_default();
                 let matched: Vec<(&String, &RegistryToken)> = registries
                     .keys()
                     .filter_map(|key| address::normalize(key).and_then(|h| by_host.get(h.as_str())).map(|t| (key, *t)))
                     .collect();
                 let Some((_, first)) = matched.first() else { continue };
-                let resource = format!("{} {}", kind.type_name(), item.id);
+                let resource = format!("{} {}", kind.type_name(), redact::outside(&item.id));
                 if matched.len() < registries.len() {
-                    let others: Vec<&str> = registries
+                    let others: Vec<String> = registries
                         .keys()
                         .filter(|k| !matched.iter().any(|(m, _)| m == k))
-                        .map(String::as_str)
+                        .map(|k| redact::outside(k))
                         .collect();
                     report.failures.push(Failure {
                         host: first.host.clone(),
