@@ -17,6 +17,20 @@ pub enum FaultKind {
     NotJson,
     /// An AWS error: `{"__type": type_name, "message": ...}` with this status.
     EcrError { type_name: String, status: u16 },
+    /// Answer with exactly this status, content type and body (a malformed answer, say).
+    Raw { status: u16, content_type: String, body: String },
+    /// Hand the request on without this query parameter, as a proxy or gateway that drops it would: a filter
+    /// the service then never sees.
+    DropQuery(String),
+    /// Answer 200 with a body of 2 GiB (with a Content-Length) that is sent as fast as it is read.
+    HugeBody,
+    /// Answer 200 with a chunked body that never ends.
+    EndlessBody,
+    /// Answer with this status and an error whose message echoes the whole request, as a debug page or a
+    /// careless proxy would: request line, every header (Authorization included) and the body, with newlines.
+    EchoRequest(u16),
+    /// Answer as normal, but with a `pagination.next` link to a page that was never seen before, every time.
+    EndlessPages,
 }
 
 /// Which requests misbehave, how, and how many times.

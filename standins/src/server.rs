@@ -249,6 +249,54 @@ impl Server {
                 let status = reply.status;
                 (Some(reply), status)
             }
+            Some(FaultKind::Raw { status, content_type, body }) => {
+                (Some(Reply::new(status, &content_type, body)), status)
+            }
+            Some(FaultKind::DropQuery(name)) => {
+                let mut dropped = call.clone();
+                let kept: Vec<String> = call
+                    .query
+                    .as_deref()
+                    .unwrap_or("")
+                    .split('&')
+                    .filter(|p| !p.is_empty() && p.split('=').next() != Some(name.as_str()))
+                    .map(str::to_string)
+                    .collect();
+                dropped.query = (!kept.is_empty()).then(|| kept.join("&"));
+                let reply = handler.handle(&dropped);
+                let status = reply.status;
+                (Some(reply), status)
+            }
+            Some(FaultKind::EchoRequest(status)) => {
+                let mut echo = format!("{} {}\n", call.method, call.path_and_query());
+                for (name, value) in &call.headers {
+                    echo.push_str(&format!("{}: {}\n", name, String::from_utf8_lossy(value.as_bytes())));
+                }
+                echo.push('\n');
+                echo.push_str(&String::from_utf8_lossy(&call.body));
+                let body = serde_json::json!({
+                    "type": "error", "status": status, "code": "ServerError", "message": echo,
+                });
+                (Some(Reply::json(status, &body)), status)
+            }
+            Some(FaultKind::EndlessPages) => {
+                let mut reply = handler.handle(&call);
+                if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                    let n = self.log.lock().unwrap().len();
+                    let next = format!("{}{}?limit=1000&marker=m{}", call.base_url(), call.path, 1_000_000 + n);
+                    value["pagination"] = serde_json::json!({"next": next, "limit": 1000, "partial": true});
+                    reply.body = serde_json::to_vec(&value).unwrap_or_default().into();
+                }
+                let status = reply.status;
+                (Some(reply), status)
+            }
+            Some(FaultKind::HugeBody | FaultKind::EndlessBody) => {
+                self.log.lock().unwrap().push(Received { call, status: 200, at });
+                let declared = matches!(fault, Some(FaultKind::HugeBody)).then_some(2u64 << 30);
+                let mut response = response(Reply::new(200, "application/json", Bytes::new()));
+                *response.body_mut() = Body::Flood { declared, sent: 0 };
+                return response;
+            }
             Some(FaultKind::Status(status)) => (Some(handler.error_reply(&call, status)), status),
             Some(FaultKind::EcrError { type_name, status }) => {
                 let body = serde_json::json!({"__type": type_name, "message": format!("{type_name} (stand-in fault)")});
@@ -302,11 +350,16 @@ fn truncated(reply: Reply) -> Response<Body> {
     response
 }
 
-/// A response body: whole, or cut short with an error that makes hyper close the connection.
+/// A response body: whole, cut short with an error that makes hyper close the connection, or a flood of JSON
+/// whitespace inside an open list (`declared` bytes, or without end).
 pub(crate) enum Body {
     Full(Option<Bytes>),
     Truncated { part: Option<Bytes>, declared: u64 },
+    Flood { declared: Option<u64>, sent: u64 },
 }
+
+/// One chunk of a flood: the opening of a JSON document, then spaces.
+const FLOOD_CHUNK: usize = 64 * 1024;
 
 impl http_body::Body for Body {
     type Data = Bytes;
@@ -320,17 +373,38 @@ impl http_body::Body for Body {
                 Some(d) => Some(Ok(Frame::data(d))),
                 None => Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated"))),
             },
+            Body::Flood { declared, sent } => {
+                let left = declared.map_or(FLOOD_CHUNK as u64, |d| d - *sent);
+                if left == 0 {
+                    return Poll::Ready(None);
+                }
+                let size = left.min(FLOOD_CHUNK as u64) as usize;
+                let mut chunk = vec![b' '; size];
+                if *sent == 0 {
+                    let opening = b"{\"data\":[";
+                    let n = opening.len().min(size);
+                    chunk[..n].copy_from_slice(&opening[..n]);
+                }
+                *sent += size as u64;
+                Some(Ok(Frame::data(Bytes::from(chunk))))
+            }
         })
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, Body::Full(None))
+        match self {
+            Body::Full(None) => true,
+            Body::Flood { declared: Some(d), sent } => sent == d,
+            _ => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Body::Truncated { declared, .. } => SizeHint::with_exact(*declared),
+            Body::Flood { declared: Some(d), .. } => SizeHint::with_exact(*d),
+            Body::Flood { declared: None, .. } => SizeHint::default(),
         }
     }
 }
