@@ -290,8 +290,15 @@ where
             message: redact::outside(err.message().unwrap_or("no message")),
         };
     }
-    if let SdkError::ResponseError(response) = &err {
-        let problem = response.raw().body().bytes().map(malformed_field).unwrap_or_else(|| "unreadable body".into());
+    // An answer the SDK could not read: a success whose body is not what ECR sends, or an error status whose
+    // body is not an AWS error. The SDK's own message may quote the body; only the field is named here.
+    if let Some(raw) = err.raw_response() {
+        let status = raw.status();
+        let problem = match (status.is_success(), raw.body().bytes()) {
+            (true, Some(body)) => malformed_field(body),
+            (true, None) => "the body could not be read".into(),
+            (false, _) => format!("HTTP {} without an AWS error in the body", status.as_u16()),
+        };
         return EcrError::BadAnswer { host: host.to_string(), problem };
     }
     let causes = causes(&err);

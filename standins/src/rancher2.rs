@@ -120,6 +120,8 @@ struct Store {
     namespaces: BTreeMap<String, String>,
     credentials: Vec<CredentialRow>,
     next_id: u64,
+    /// Misbehave: list every project's credentials under any one project (a proxy that rewrites paths).
+    ignore_project_scope: bool,
 }
 
 struct Rancher2Handler {
@@ -145,8 +147,14 @@ impl FakeRancher2 {
     }
 
     pub async fn start_on(addr: SocketAddr, config: Rancher2Config) -> std::io::Result<FakeRancher2> {
-        let store =
-            Store { config, projects: Vec::new(), namespaces: BTreeMap::new(), credentials: Vec::new(), next_id: 1 };
+        let store = Store {
+            config,
+            projects: Vec::new(),
+            namespaces: BTreeMap::new(),
+            credentials: Vec::new(),
+            next_id: 1,
+            ignore_project_scope: false,
+        };
         let handler = Arc::new(Rancher2Handler { store: Mutex::new(store) });
         let server = Server::start(addr, handler.clone()).await?;
         Ok(FakeRancher2 { server, handler })
@@ -257,6 +265,11 @@ impl FakeRancher2 {
     /// Replaces the API key the server accepts (a rotation, or a revoked key).
     pub fn set_token(&self, token: &str) {
         self.store().config.token = token.to_string();
+    }
+
+    /// Misbehave (or stop): list every project's credentials under whichever project is asked for.
+    pub fn set_ignore_project_scope(&self, ignore: bool) {
+        self.handler.store.lock().unwrap().ignore_project_scope = ignore;
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -572,7 +585,7 @@ impl Store {
         let mut rows: Vec<&CredentialRow> = self
             .credentials
             .iter()
-            .filter(|c| c.project_id == project && c.kind() == kind)
+            .filter(|c| (self.ignore_project_scope || c.project_id == project) && c.kind() == kind)
             .filter(|c| {
                 filters.iter().all(|(k, v)| match k.as_str() {
                     "name" => &c.name == v,

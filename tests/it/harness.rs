@@ -118,6 +118,7 @@ pub async fn run(env: &[(String, String)], args: &[&str]) -> Finished {
         .expect("the binary's output can be read");
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
+    assert_no_secrets(&text);
     Finished { code: output.status.code(), output: text }
 }
 
@@ -141,6 +142,26 @@ fn collect(stream: impl AsyncRead + Unpin + Send + 'static, output: Arc<Mutex<St
 impl Daemon {
     pub fn start(env: &[(String, String)], args: &[&str]) -> Daemon {
         let mut child = command(env, args).spawn().expect("the binary starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().unwrap(), output.clone());
+        collect(child.stderr.take().unwrap(), output.clone());
+        Daemon { child, output }
+    }
+
+    /// Starts the daemon with its open-file limit, soft and hard, set to `limit`.
+    pub fn start_with_file_limit(env: &[(String, String)], args: &[&str], limit: u64) -> Daemon {
+        let mut command = command(env, args);
+        // SAFETY: between fork and exec only setrlimit(2) runs, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let value = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &value) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let mut child = command.spawn().expect("the binary starts");
         let output = Arc::new(Mutex::new(String::new()));
         collect(child.stdout.take().unwrap(), output.clone());
         collect(child.stderr.take().unwrap(), output.clone());
@@ -178,6 +199,15 @@ impl Daemon {
     }
 }
 
+impl Drop for Daemon {
+    /// Whatever the test checked, the daemon's output holds no secret.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_no_secrets(&self.output());
+        }
+    }
+}
+
 /// Polls `condition` every 20 ms until it holds or `limit` passes.
 pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Result<(), ()> {
     let deadline = tokio::time::Instant::now() + limit;
@@ -195,24 +225,69 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Every secret the tests hand the daemon, in every form it could leak in.
+/// Every secret the tests hand the daemon, in every form it could leak in: as is, base64 (standard and URL-safe),
+/// and the `user:secret` pairs of HTTP Basic and ECR authorization tokens.
 pub fn secrets() -> Vec<String> {
+    use crate::rancher2::{QUAY_PASSWORD, THIRD_PASSWORD, TOKEN, TOKEN_SECRET};
+    use crate::sources::{EXTERNAL_ID, PASSWORD_A, PASSWORD_B, SECRET_ONE, SECRET_TWO};
     use base64::Engine as _;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    vec![
-        NEW_PASSWORD.to_string(),
-        SECOND_PASSWORD.to_string(),
-        b64(&format!("AWS:{NEW_PASSWORD}")),
-        b64(&format!("AWS:{SECOND_PASSWORD}")),
-        AWS_SECRET.to_string(),
-        AWS_SESSION_TOKEN.to_string(),
-        CATTLE_SECRET.to_string(),
-        b64(&format!("{CATTLE_ACCESS}:{CATTLE_SECRET}")),
-    ]
+    let plain = [
+        NEW_PASSWORD,
+        SECOND_PASSWORD,
+        THIRD_PASSWORD,
+        PASSWORD_A,
+        PASSWORD_B,
+        QUAY_PASSWORD,
+        AWS_SECRET,
+        AWS_SESSION_TOKEN,
+        CATTLE_SECRET,
+        SECRET_ONE,
+        SECRET_TWO,
+        TOKEN,
+        TOKEN_SECRET,
+        EXTERNAL_ID,
+    ];
+    let pairs = [
+        format!("AWS:{NEW_PASSWORD}"),
+        format!("AWS:{SECOND_PASSWORD}"),
+        format!("AWS:{THIRD_PASSWORD}"),
+        format!("AWS:{PASSWORD_A}"),
+        format!("AWS:{PASSWORD_B}"),
+        format!("{CATTLE_ACCESS}:{CATTLE_SECRET}"),
+    ];
+    let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
+    for text in plain.iter().map(|s| s.to_string()).chain(pairs.iter().cloned()) {
+        all.push(base64::engine::general_purpose::STANDARD.encode(&text));
+        all.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&text));
+    }
+    all.extend(pairs);
+    all
 }
 
+/// The one check that no secret appears in something the daemon said: a log, a `/readyz` or `/metrics` answer.
+/// [`run`], [`Daemon`] and [`get`] apply it to everything they see.
 pub fn assert_no_secrets(output: &str) {
     for secret in secrets() {
         assert!(!output.contains(&secret), "a secret ({}…) appears in the output:\n{output}", &secret[..6]);
     }
+}
+
+/// An answer of the daemon's health server.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// GETs `path` from the daemon's health server on 127.0.0.1:`port` (bounded), and checks that the answer holds
+/// no secret.
+pub async fn get(port: u16, path: &str) -> Answer {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build().unwrap();
+    let response = client.get(format!("http://127.0.0.1:{port}{path}")).send().await.expect("the daemon answers");
+    let status = response.status().as_u16();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let body = response.text().await.unwrap();
+    assert_no_secrets(&body);
+    Answer { status, content_type, body }
 }

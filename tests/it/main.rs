@@ -5,6 +5,7 @@ mod cattle;
 mod config_errors;
 mod daemon;
 mod faults;
+mod hardening;
 mod harness;
 mod observability;
 mod rancher2;

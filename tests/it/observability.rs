@@ -6,21 +6,6 @@ use standins::{Fault, FaultKind};
 
 use crate::harness::*;
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-async fn get(port: u16, path: &str) -> Answer {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let response = client.get(format!("http://127.0.0.1:{port}{path}")).send().await.expect("the daemon answers");
-    let status = response.status().as_u16();
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    Answer { status, content_type, body: response.text().await.unwrap() }
-}
-
 fn daemon_env(ecr: &standins::ecr::FakeEcr, cattle_url: &str, port: u16) -> Vec<(String, String)> {
     let mut env = env(ecr, cattle_url);
     set(&mut env, "LISTEN_ADDRESS", "127.0.0.1");

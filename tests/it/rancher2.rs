@@ -9,12 +9,12 @@ use standins::{Fault, FaultKind};
 use crate::harness::*;
 
 /// The Rancher 2 API key; its secret part is long and unusual so that a search for it cannot match anything else.
-const TOKEN: &str = "token-r2key:r2Secret-Kq7xZ9wLmN4pTtV8HcYb";
-const TOKEN_SECRET: &str = "r2Secret-Kq7xZ9wLmN4pTtV8HcYb";
-const THIRD_PASSWORD: &str = "eyJwYXlsb2FkIjoiVEhJUkQtcGFzc3dvcmQtZm9yLXJ1bjIifQ";
-const QUAY_PASSWORD: &str = "quay-robot-password-kept-9Xw";
+pub const TOKEN: &str = "token-r2key:r2Secret-Kq7xZ9wLmN4pTtV8HcYb";
+pub const TOKEN_SECRET: &str = "r2Secret-Kq7xZ9wLmN4pTtV8HcYb";
+pub const THIRD_PASSWORD: &str = "eyJwYXlsb2FkIjoiVEhJUkQtcGFzc3dvcmQtZm9yLXJ1bjIifQ";
+pub const QUAY_PASSWORD: &str = "quay-robot-password-kept-9Xw";
 
-async fn rancher2() -> FakeRancher2 {
+pub async fn rancher2() -> FakeRancher2 {
     rancher2_with(Rancher2Config::default()).await
 }
 
@@ -23,7 +23,7 @@ async fn rancher2_with(config: Rancher2Config) -> FakeRancher2 {
 }
 
 /// The environment of `docker run -e` for Rancher 2: the token instead of the Cattle keys.
-fn env2(ecr: &FakeEcr, cattle_url: &str) -> Vec<(String, String)> {
+pub fn env2(ecr: &FakeEcr, cattle_url: &str) -> Vec<(String, String)> {
     let mut env = env(ecr, cattle_url);
     unset(&mut env, "CATTLE_ACCESS_KEY");
     unset(&mut env, "CATTLE_SECRET_KEY");

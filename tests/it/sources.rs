@@ -14,20 +14,27 @@ const ACCOUNT_A: &str = "111111111111";
 const ACCOUNT_B: &str = "222222222222";
 const ROLE_A: &str = "arn:aws:iam::111111111111:role/ecr-reader-a";
 const ROLE_B: &str = "arn:aws:iam::222222222222:role/ecr-reader-b";
-const EXTERNAL_ID: &str = "ext-id-a-7Qp2";
-const PASSWORD_A: &str = "eyJwYXlsb2FkIjoiUEFTU1dPUkQtQS1mb3ItdGVzdHMifQ";
-const PASSWORD_B: &str = "eyJwYXlsb2FkIjoiUEFTU1dPUkQtQi1mb3ItdGVzdHMifQ";
-const SECRET_ONE: &str = "cattle-secret-ONE-9d8s";
-const SECRET_TWO: &str = "cattle-secret-TWO-1k2j";
+pub const EXTERNAL_ID: &str = "ext-id-a-7Qp2";
+pub const PASSWORD_A: &str = "eyJwYXlsb2FkIjoiUEFTU1dPUkQtQS1mb3ItdGVzdHMifQ";
+pub const PASSWORD_B: &str = "eyJwYXlsb2FkIjoiUEFTU1dPUkQtQi1mb3ItdGVzdHMifQ";
+pub const SECRET_ONE: &str = "cattle-secret-ONE-9d8s";
+pub const SECRET_TWO: &str = "cattle-secret-TWO-1k2j";
 
 fn host_in(account: &str, region: &str) -> String {
     format!("{account}.dkr.ecr.{region}.amazonaws.com")
 }
 
 /// A file in this test binary's scratch directory.
+/// Writes a file for one test. Tests run in parallel and some share names (`secret-one`): the file is written
+/// under a unique name and renamed into place, so that a reader never sees it half written.
 fn write_file(name: &str, content: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()));
-    std::fs::write(&path, content).unwrap();
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("{}-{name}", std::process::id()));
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = dir.join(format!("{}-{n}-{name}.partial", std::process::id()));
+    std::fs::write(&partial, content).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
     path
 }
 
