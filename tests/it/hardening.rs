@@ -139,7 +139,8 @@ async fn a_connection_flood_on_the_health_port_never_starves_the_refresh() {
     let (ecr, cattle) = (ecr().await, cattle().await);
     let registry = cattle.add_registry(&host(ACCOUNT));
     let credential = cattle.add_credential(&registry, "AWS", OLD_PASSWORD);
-    cattle.set_fault(Fault::new(FaultKind::Status(503)));
+    // Rancher drops every connection, so that each retry needs a new one (a pooled connection needs no descriptor).
+    cattle.set_fault(Fault::new(FaultKind::DropConnection));
     let (env, port) = long_running(env(&ecr, &format!("{}/v2-beta", cattle.url())));
 
     // The common limits, hard and soft: 1,024 open files, so raising the soft limit does not help.
