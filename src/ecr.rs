@@ -155,6 +155,17 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// The HTTPS client of every AWS call (ECR, STS, instance metadata): the SDK's default (rustls with aws-lc), but
+/// without a pool of idle connections. A cycle makes one or two AWS calls hours apart, so pooling saves nothing,
+/// and a pool's idle reaper would wake the idle daemon twice after each cycle.
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .pool_max_idle_per_host(0)
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https()
+}
+
 /// The region: `AWS_REGION` (already in `settings`), then `AWS_DEFAULT_REGION`, then the AWS profile. Reads the
 /// environment and files only, never the network, so a missing region is a configuration error at start-up.
 pub async fn resolve_region(settings: &AwsSettings) -> Result<String, ConfigError> {
@@ -193,6 +204,7 @@ impl Ecr {
     ) -> Ecr {
         let base: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
+            .http_client(http_client())
             .timeout_config(timeouts())
             .load()
             .await;

@@ -244,6 +244,9 @@ pub fn http_client(tls: &TlsSettings, timeout: Duration) -> reqwest::Result<reqw
         .user_agent(concat!("rancher-ecr-credentials/", env!("CARGO_PKG_VERSION")))
         // Credentials must never follow a redirect to another host.
         .redirect(reqwest::redirect::Policy::none())
+        // No idle connections kept between requests: a cycle is a handful of requests hours apart, and a pool's
+        // idle reaper would wake the idle daemon twice after each cycle.
+        .pool_max_idle_per_host(0)
         .build()
 }
 
