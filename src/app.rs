@@ -110,7 +110,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             assume_role = spec.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
             "Token source"
         );
-        sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone())));
+        sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone(), config.host_forms.clone())));
     }
     let names: Vec<String> = targets.iter().map(|(name, _)| name.clone()).collect();
     let status = Arc::new(Status::new(&names));

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::SecretString;
 
+use crate::address::HostForm;
 use crate::plan::{Plan, SourceSpec, TargetSpec};
 use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
 use crate::rancher::v3::is_project_id;
@@ -153,6 +154,12 @@ pub struct Cli {
     #[arg(long, env = "REGISTRY_ADDRESS_MAP", value_name = "MAP")]
     pub registry_address_map: Option<String>,
 
+    /// Which host forms of each ECR registry to write where entries are created (AUTO_CREATE, Kubernetes
+    /// Secrets): a comma list of standard, dualstack, fips, dualstack-fips. Existing entries in any form are
+    /// always refreshed.
+    #[arg(long, env = "ECR_HOST_FORMS", value_name = "FORMS")]
+    pub ecr_host_forms: Option<String>,
+
     /// A TOML file describing several sources (AWS accounts, roles, regions) and targets (Rancher environments
     /// or projects); replaces the CATTLE_*, RANCHER_* and AWS_ECR/AWS_ROLE settings. See the README.
     #[arg(long = "config", env = "CONFIG_FILE", value_name = "PATH")]
@@ -209,6 +216,28 @@ pub struct Config {
     pub check_config: bool,
     /// Secrets given as command-line flags (visible to every local user); warned about at start.
     pub secret_flags: Vec<&'static str>,
+    /// The host forms of each ECR registry written where entries are created.
+    pub host_forms: Vec<HostForm>,
+}
+
+/// `standard,fips` → the forms, in order, each once.
+pub fn parse_host_forms(value: &str) -> Result<Vec<HostForm>, ConfigError> {
+    let mut forms = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let form = HostForm::parse(name).ok_or_else(|| {
+            invalid(
+                "ECR_HOST_FORMS",
+                format!("'{name}' is not a host form; use standard, dualstack, fips or dualstack-fips"),
+            )
+        })?;
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    if forms.is_empty() {
+        return Err(invalid("ECR_HOST_FORMS", "names no host form; use standard, dualstack, fips or dualstack-fips"));
+    }
+    Ok(forms)
 }
 
 /// The flags that carry a secret, with their long names.
@@ -344,6 +373,10 @@ impl Config {
         if cli.check_config && cli.once {
             return Err(invalid("--check-config", "cannot be combined with --once; it calls nothing"));
         }
+        let host_forms = match non_empty(cli.ecr_host_forms.clone()) {
+            Some(value) => parse_host_forms(&value)?,
+            None => vec![HostForm::Standard],
+        };
         let (once, dry_run, check_config) = (cli.once || cli.dry_run, cli.dry_run, cli.check_config);
 
         let (plan, ignored) = match cli.config_file.clone().filter(|p| !p.as_os_str().is_empty()) {
@@ -366,6 +399,7 @@ impl Config {
             dry_run,
             check_config,
             secret_flags: Vec::new(),
+            host_forms,
         })
     }
 }

@@ -24,8 +24,12 @@ use crate::redact;
 /// The password for one ECR registry, decoded from an authorization token.
 #[derive(Clone)]
 pub struct RegistryToken {
-    /// The registry host from `proxyEndpoint`, normalized (see [`crate::address`]).
+    /// The registry host from `proxyEndpoint`, normalized (see [`crate::address`]), or the address
+    /// `REGISTRY_ADDRESS_MAP` gives for it.
     pub host: String,
+    /// The addresses to write when an entry for this registry is created: `host` in each form of
+    /// `ECR_HOST_FORMS`, or the mapped address. Existing entries are matched in any form.
+    pub addresses: Vec<String>,
     /// Always `AWS` for ECR; kept as given.
     pub username: String,
     pub password: SecretString,
@@ -36,6 +40,7 @@ impl fmt::Debug for RegistryToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryToken")
             .field("host", &self.host)
+            .field("addresses", &self.addresses)
             .field("username", &self.username)
             .field("password", &"[redacted]")
             .field("expires_at", &self.expires_at)
@@ -482,6 +487,7 @@ pub fn decode(
         problem: format!("proxyEndpoint '{endpoint}' does not name a host"),
     })?;
     Ok(RegistryToken {
+        addresses: vec![host.clone()],
         host,
         username: username.to_string(),
         password: SecretString::from(password.to_string()),

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::address::{self, HostForm};
 use crate::ecr::{Ecr, EcrError, RegistryToken};
 use crate::rancher::{Action, Notice, RancherError, SyncOptions, Target};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
@@ -26,12 +27,14 @@ pub struct Source {
     ecr: Ecr,
     /// ECR host → the address Rancher stores for it.
     addresses: Vec<(String, String)>,
+    /// The forms of each ECR host that are written where entries are created.
+    host_forms: Vec<HostForm>,
     fetched: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<RegistryToken>)>>,
 }
 
 impl Source {
-    pub fn new(name: String, ecr: Ecr, addresses: Vec<(String, String)>) -> Source {
-        Source { name, ecr, addresses, fetched: tokio::sync::Mutex::new(None) }
+    pub fn new(name: String, ecr: Ecr, addresses: Vec<(String, String)>, host_forms: Vec<HostForm>) -> Source {
+        Source { name, ecr, addresses, host_forms, fetched: tokio::sync::Mutex::new(None) }
     }
 
     /// The tokens of this source, each under the address Rancher knows its registry by. Errors are not kept:
@@ -46,8 +49,12 @@ impl Source {
         let mut tokens = self.ecr.fetch_tokens().await?;
         debug!(source = %self.name, region = self.ecr.region(), registries = tokens.len(), "Got ECR authorization tokens");
         for token in &mut tokens {
-            if let Some((_, address)) = self.addresses.iter().find(|(host, _)| *host == token.host) {
-                token.host = address.clone();
+            match self.addresses.iter().find(|(host, _)| *host == token.host) {
+                Some((_, address)) => {
+                    token.host = address.clone();
+                    token.addresses = vec![address.clone()];
+                }
+                None => token.addresses = address::forms_of(&token.host, &self.host_forms),
             }
         }
         *fetched = Some((tokio::time::Instant::now(), tokens.clone()));
@@ -425,6 +432,7 @@ mod tests {
         let now = SystemTime::now();
         let token = |host: &str, password: &str, hours: u64| RegistryToken {
             host: host.into(),
+            addresses: vec![host.into()],
             username: "AWS".into(),
             password: password.to_string().into(),
             expires_at: Some(now + Duration::from_secs(hours * 3600)),

@@ -106,7 +106,8 @@ impl Cattle {
                 let address = item.server_address.unwrap_or_default();
                 match address::normalize(&address) {
                     Some(normalized) => {
-                        if let Some(host) = hosts.iter().find(|h| **h == normalized) {
+                        // Every form of an ECR registry's host (FIPS, dual-stack) takes the same token.
+                        if let Some(host) = hosts.iter().find(|h| address::same_registry(h, &normalized)) {
                             found.push((host.to_string(), Registry { id: item.id, server_address: address, state }));
                         }
                     }
@@ -212,18 +213,21 @@ impl Cattle {
                     report.notices.push(Notice::NoRegistry { host: token.host.clone(), scope: None });
                     continue;
                 }
-                if options.dry_run {
-                    report.written.push(Written {
-                        host: token.host.clone(),
-                        scope: None,
-                        resource: "a new registry and credential".into(),
-                        action: Action::CreatedWithRegistry,
-                    });
-                    continue;
-                }
-                match self.create_all(token).await {
-                    Ok(written) => report.written.push(written),
-                    Err(error) => report.failures.push(Failure { host: token.host.clone(), scope: None, error }),
+                // No form of this registry exists: create it in each configured form (ECR_HOST_FORMS).
+                for address in &token.addresses {
+                    if options.dry_run {
+                        report.written.push(Written {
+                            host: token.host.clone(),
+                            scope: None,
+                            resource: format!("a new registry {address} and credential"),
+                            action: Action::CreatedWithRegistry,
+                        });
+                        continue;
+                    }
+                    match self.create_all(address, token).await {
+                        Ok(written) => report.written.push(written),
+                        Err(error) => report.failures.push(Failure { host: token.host.clone(), scope: None, error }),
+                    }
                 }
                 continue;
             }
@@ -275,13 +279,13 @@ impl Cattle {
         Ok(())
     }
 
-    async fn create_all(&self, token: &RegistryToken) -> Result<Written, RancherError> {
-        let registry = self.create_registry(&token.host).await?;
+    async fn create_all(&self, address: &str, token: &RegistryToken) -> Result<Written, RancherError> {
+        let registry = self.create_registry(address).await?;
         let credential = self.create_credential(&registry, token).await?;
         Ok(Written {
             host: token.host.clone(),
             scope: None,
-            resource: format!("registry {registry} credential {credential}"),
+            resource: format!("registry {registry} ({address}) credential {credential}"),
             action: Action::CreatedWithRegistry,
         })
     }

@@ -221,15 +221,16 @@ impl V3 {
         options: SyncOptions,
         report: &mut SyncReport,
     ) -> Result<(), RancherError> {
-        let by_host: HashMap<&str, &RegistryToken> = tokens.iter().map(|t| (t.host.as_str(), t)).collect();
+        // Every form of an ECR registry's host (FIPS, dual-stack) takes the same token.
+        let token_for = |key: &str| {
+            address::normalize(key).and_then(|h| tokens.iter().find(|t| address::same_registry(&t.host, &h)))
+        };
         let mut covered: Vec<&str> = Vec::new();
         for kind in [Kind::Project, Kind::Namespaced] {
             for item in self.credentials(project, kind, &mut report.notices).await? {
                 let registries = item.registries.unwrap_or_default();
-                let matched: Vec<(&String, &RegistryToken)> = registries
-                    .keys()
-                    .filter_map(|key| address::normalize(key).and_then(|h| by_host.get(h.as_str())).map(|t| (key, *t)))
-                    .collect();
+                let matched: Vec<(&String, &RegistryToken)> =
+                    registries.keys().filter_map(|key| token_for(key).map(|t| (key, t))).collect();
                 let Some((_, first)) = matched.first() else { continue };
                 let resource = format!("{} {}", kind.type_name(), redact::outside(&item.id));
                 if matched.len() < registries.len() {
@@ -308,10 +309,12 @@ impl V3 {
     }
 
     async fn create(&self, project: &str, token: &RegistryToken) -> Result<String, RancherError> {
+        // One credential holding the registry in each configured form (ECR_HOST_FORMS).
+        let entries: Vec<(&String, &RegistryToken)> = token.addresses.iter().map(|a| (a, token)).collect();
         let body = json!({
             "type": "dockerCredential",
             "name": credential_name(&token.host),
-            "registries": registries_body(&[(&token.host, token)]),
+            "registries": registries_body(&entries),
         });
         let url = self.url(&["project", project, Kind::Project.collection()]);
         let answer = self.session.call(self.session.request(Method::POST, url).json(&body)).await?;

@@ -30,6 +30,8 @@ async fn each_configuration_error_names_its_variable_and_exits_2_before_any_netw
         ("CONFIG_FILE", Some("/nonexistent/recs.toml"), "cannot read"),
         ("RANCHER_PROJECTS", Some("c-abc:p-xyz"), "only for Rancher 2"),
         ("CATTLE_CA_BUNDLE", Some("/dev/null"), "no PEM certificate"),
+        ("ECR_HOST_FORMS", Some("standard,ipv6"), "'ipv6' is not a host form"),
+        ("ECR_HOST_FORMS", Some(" , "), "names no host form"),
     ];
     for (variable, value, expected) in cases {
         let mut env = good.clone();

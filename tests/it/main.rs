@@ -3,6 +3,7 @@
 
 mod cattle;
 mod config_errors;
+mod coverage;
 mod daemon;
 mod faults;
 mod hardening;
