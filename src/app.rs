@@ -18,7 +18,6 @@ use crate::redact;
 use crate::refresh::{Refresher, Source};
 use crate::server;
 use crate::status::Status;
-use secrecy::ExposeSecret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -174,12 +173,11 @@ fn register_secrets(config: &Config) {
     for target in &config.plan.targets {
         match &target.rancher.auth {
             RancherAuth::None => {}
-            RancherAuth::Keys(keys) => {
-                redact::register_pair(&keys.access_key, keys.secret_key.expose_secret());
-            }
+            RancherAuth::Keys(keys) => redact::register_pair(&keys.access_key.expose(), &keys.secret_key.expose()),
             RancherAuth::Token(token) => {
-                redact::register(token.expose_secret());
-                if let Some((access, secret)) = token.expose_secret().split_once(':') {
+                let token = token.expose();
+                redact::register(&token);
+                if let Some((access, secret)) = token.split_once(':') {
                     redact::register_pair(access, secret);
                 }
             }
@@ -187,7 +185,7 @@ fn register_secrets(config: &Config) {
     }
     for source in &config.plan.sources {
         if let Some(external_id) = source.aws.assume_role.as_ref().and_then(|r| r.external_id.as_ref()) {
-            redact::register(external_id.expose_secret());
+            redact::register(&external_id.expose());
         }
     }
     for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {

@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use secrecy::SecretString;
 
 use crate::address::HostForm;
 use crate::plan::{Plan, SourceSpec, TargetSpec};
 use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
 use crate::rancher::v3::is_project_id;
 use crate::schedule::{Backoff, Schedule};
+use crate::secret::Secret;
 
 /// Keeps Amazon ECR pull credentials fresh inside Rancher.
 ///
@@ -277,7 +277,7 @@ pub enum RancherAuth {
     /// An access and a secret key: Basic auth for Cattle, `Bearer access:secret` for Rancher 2.
     Keys(BasicCredentials),
     /// A Rancher 2 bearer token `token-xxxxx:secret`.
-    Token(SecretString),
+    Token(Secret),
 }
 
 /// How Rancher's certificate is checked.
@@ -290,8 +290,8 @@ pub struct TlsSettings {
 
 #[derive(Debug, Clone)]
 pub struct BasicCredentials {
-    pub access_key: String,
-    pub secret_key: SecretString,
+    pub access_key: Secret,
+    pub secret_key: Secret,
 }
 
 #[derive(Debug)]
@@ -305,7 +305,7 @@ pub struct AwsSettings {
 #[derive(Debug, Clone)]
 pub struct AssumeRole {
     pub role_arn: String,
-    pub external_id: Option<SecretString>,
+    pub external_id: Option<Secret>,
     pub session_name: String,
     /// How long the role's temporary credentials last (STS DurationSeconds); the SDK's default when `None`.
     pub duration: Option<Duration>,
@@ -490,7 +490,7 @@ pub(crate) struct RawSource {
     pub region: Option<String>,
     pub registry_ids: Option<String>,
     pub role_arn: Option<String>,
-    pub external_id: Option<String>,
+    pub external_id: Option<Secret>,
     pub session_name: Option<String>,
     pub address_map: Option<String>,
 }
@@ -547,10 +547,8 @@ pub(crate) fn target_settings(raw: RawTarget, timeout: Duration) -> Result<(Ranc
                 "set together with CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY; use one or the other",
             ));
         }
-        (None, None, Some(token)) => RancherAuth::Token(token.into()),
-        (Some(access_key), Some(secret_key), None) => {
-            RancherAuth::Keys(BasicCredentials { access_key, secret_key: secret_key.into() })
-        }
+        (None, None, Some(token)) => RancherAuth::Token(token),
+        (Some(access_key), Some(secret_key), None) => RancherAuth::Keys(BasicCredentials { access_key, secret_key }),
         (None, None, None) => RancherAuth::None,
         (Some(_), None, None) => {
             return Err(invalid("CATTLE_SECRET_KEY", "not set, but CATTLE_ACCESS_KEY is; set both or neither"));
@@ -590,7 +588,7 @@ pub(crate) fn source_settings(
         Some(name) => parse_session_name(&name)?,
         None => DEFAULT_SESSION_NAME.to_string(),
     };
-    let external_id = non_empty(raw.external_id);
+    let external_id = raw.external_id;
     let assume_role = match non_empty(raw.role_arn) {
         Some(arn) => {
             parse_role_arn(&arn)?;
@@ -603,12 +601,7 @@ pub(crate) fn source_settings(
                 }
                 None
             } else {
-                Some(AssumeRole {
-                    role_arn: arn,
-                    external_id: external_id.map(SecretString::from),
-                    session_name,
-                    duration: None,
-                })
+                Some(AssumeRole { role_arn: arn, external_id, session_name, duration: None })
             }
         }
         None if external_id.is_some() => {
@@ -650,20 +643,15 @@ pub(crate) fn secret_setting(
     value: Option<String>,
     file_name: &'static str,
     file: Option<PathBuf>,
-) -> Result<Option<String>, ConfigError> {
+) -> Result<Option<Secret>, ConfigError> {
     let value = non_empty(value);
     let file = file.filter(|path| !path.as_os_str().is_empty());
     match (value, file) {
         (Some(_), Some(_)) => Err(invalid(file_name, format!("set together with {name}; use one of the two"))),
-        (Some(value), None) => Ok(Some(value)),
+        (Some(value), None) => Ok(Some(Secret::fixed(name, value))),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| invalid(file_name, format!("cannot read '{}': {e}", path.display())))?;
-            let text = text.trim();
-            if text.is_empty() {
-                return Err(invalid(file_name, format!("'{}' is empty", path.display())));
-            }
-            Ok(Some(text.to_string()))
+            let text = crate::secret::read_file(&path).map_err(|problem| invalid(file_name, problem))?;
+            Ok(Some(Secret::from_file(file_name, &path, text)))
         }
         (None, None) => Ok(None),
     }
@@ -852,7 +840,6 @@ pub(crate) fn parse_session_name(value: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["rancher-ecr-credentials"];
@@ -979,8 +966,8 @@ mod tests {
         let file_arg = format!("--cattle-secret-key-file={}", file.display());
         let config_ok = config(&[URL, "--cattle-access-key=ak", &file_arg]).unwrap();
         let RancherAuth::Keys(creds) = &config_ok.plan.targets[0].rancher.auth else { panic!("keys expected") };
-        assert_eq!(creds.access_key, "ak");
-        assert_eq!(creds.secret_key.expose_secret(), "s3cr3t");
+        assert_eq!(creds.access_key.expose(), "ak");
+        assert_eq!(creds.secret_key.expose(), "s3cr3t");
 
         let both = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key=x", &file_arg]).unwrap_err();
         assert_eq!(both.setting, "CATTLE_SECRET_KEY_FILE");
@@ -1040,7 +1027,7 @@ mod tests {
         let arn = "--aws-role-arn=arn:aws:iam::123456789012:role/reader";
         let config_ok = config(&[URL, arn, &file]).unwrap();
         let role = config_ok.plan.sources[0].aws.assume_role.as_ref().unwrap();
-        assert_eq!(role.external_id.as_ref().unwrap().expose_secret(), "from-a-file");
+        assert_eq!(role.external_id.as_ref().unwrap().expose(), "from-a-file");
         let both = config(&[URL, arn, &file, "--aws-role-external-id=x"]).unwrap_err();
         assert_eq!(both.setting, "AWS_ROLE_EXTERNAL_ID_FILE");
         std::fs::remove_file(dir).unwrap();

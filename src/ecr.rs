@@ -12,6 +12,7 @@ use aws_config::meta::region::ProvideRegion;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{self, ProvideCredentials};
 use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use base64::Engine as _;
@@ -215,16 +216,7 @@ impl Ecr {
             .await;
         let mut ecr_config = aws_sdk_ecr::config::Builder::from(&base);
         if let Some(role) = assume_role {
-            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
-                .session_name(role.session_name.clone())
-                .configure(&base);
-            if let Some(duration) = role.duration {
-                provider = provider.session_length(duration);
-            }
-            if let Some(external_id) = &role.external_id {
-                provider = provider.external_id(secrecy::ExposeSecret::expose_secret(external_id).to_string());
-            }
-            ecr_config = ecr_config.credentials_provider(provider.build().await);
+            ecr_config = ecr_config.credentials_provider(RoleProvider { role: role.clone(), base: base.clone() });
         }
         if let Some(endpoint) = endpoint {
             ecr_config = ecr_config.endpoint_url(endpoint);
@@ -293,6 +285,36 @@ fn endpoint_host(endpoint: Option<&str>, region: &str) -> String {
             })
             .unwrap_or(url),
         None => format!("api.ecr.{region}.amazonaws.com"),
+    }
+}
+
+/// Assumes the role on top of the default chain. The ExternalId file (if any) is read again before each
+/// AssumeRole, so that a rotated ExternalId is used from the next assumption on without a restart. The ECR
+/// client caches the role's credentials until they near expiry; this is asked only then.
+#[derive(Debug)]
+struct RoleProvider {
+    role: AssumeRole,
+    base: SdkConfig,
+}
+
+impl ProvideCredentials for RoleProvider {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            let mut builder = aws_config::sts::AssumeRoleProvider::builder(self.role.role_arn.clone())
+                .session_name(self.role.session_name.clone())
+                .configure(&self.base);
+            if let Some(duration) = self.role.duration {
+                builder = builder.session_length(duration);
+            }
+            if let Some(external_id) = &self.role.external_id {
+                external_id.reload();
+                builder = builder.external_id(external_id.expose());
+            }
+            builder.build().await.provide_credentials().await
+        })
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`ecr`]: AWS credentials, GetAuthorizationToken, decoding tokens.
 //! - [`address`]: comparing registry addresses with ECR hosts.
 //! - [`rancher`]: the Rancher APIs ([`rancher::cattle`] for 1.x).
+//! - [`secret`]: secrets from the configuration, re-read from their files when they rotate.
 //! - [`schedule`]: when the next refresh is due, after success and after failure.
 //! - [`refresh`]: the loop that ties ECR and Rancher together.
 //! - [`redact`]: secrets and hostile outside text kept out of logs and answers.
@@ -27,5 +28,6 @@ pub mod rancher;
 pub mod redact;
 pub mod refresh;
 pub mod schedule;
+pub mod secret;
 pub mod server;
 pub mod status;

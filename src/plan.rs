@@ -35,6 +35,7 @@ use crate::config::{
     source_settings, target_settings,
 };
 use crate::rancher::endpoint::Endpoint;
+use crate::secret::Secret;
 
 /// Where tokens come from and where they go.
 #[derive(Debug)]
@@ -228,11 +229,13 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
             return Err(at.error(&file.span(), &key, "set together with external_id; use one of the two"));
         }
         let external_id = match &s.external_id_file {
-            Some(file) => Some(
-                read_secret_file(file.get_ref())
-                    .map_err(|p| at.error(&file.span(), &format!("{table}.external_id_file"), p))?,
-            ),
-            None => text(&s.external_id),
+            Some(file) => {
+                let key = format!("{table}.external_id_file");
+                let path = Path::new(file.get_ref());
+                let value = crate::secret::read_file(path).map_err(|p| at.error(&file.span(), &key, p))?;
+                Some(Secret::from_file(key, path, value))
+            }
+            None => text(&s.external_id).map(|value| Secret::fixed(format!("{table}.external_id"), value)),
         };
         let raw = RawSource {
             region: text(&s.region),
@@ -379,15 +382,6 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
 
 fn valid_name(name: &str) -> bool {
     (1..=63).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn read_secret_file(file: &str) -> Result<String, String> {
-    let content = std::fs::read_to_string(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
-    let content = content.trim();
-    if content.is_empty() {
-        return Err(format!("'{file}' is empty"));
-    }
-    Ok(content.to_string())
 }
 
 fn check_endpoint(value: &str) -> Result<String, String> {

@@ -152,6 +152,8 @@ impl Refresher {
     pub async fn refresh_once(&self) -> Result<CycleSuccess, CycleError> {
         let started = tokio::time::Instant::now();
         self.status.refresh_started(&self.name);
+        // Rotated key and token files take effect at the next refresh (and at once after a 401 or 403).
+        self.rancher.reload_secrets();
         let result = self.cycle().await;
         let took = started.elapsed();
         let target = self.target();

@@ -84,6 +84,11 @@ impl Cattle {
         Cattle { session, endpoint }
     }
 
+    /// Reads the key and token files again (rotated secrets); true when anything changed.
+    pub fn reload_secrets(&self) -> bool {
+        self.session.reload_secrets()
+    }
+
     pub fn endpoint(&self) -> &CattleEndpoint {
         &self.endpoint
     }

@@ -18,7 +18,6 @@ use crate::config::{RancherAuth, TlsSettings};
 use crate::ecr::RegistryToken;
 use crate::redact;
 use endpoint::Endpoint;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use session::{Auth, Session};
@@ -86,6 +85,26 @@ impl Target {
         }
     }
 
+    /// Reads the key and token files again (rotated secrets); true when anything changed.
+    pub fn reload_secrets(&self) -> bool {
+        match self {
+            Target::Cattle(cattle) => cattle.reload_secrets(),
+            Target::V3(v3) => v3.reload_secrets(),
+            Target::Probe(probe) => match probe.resolved.get() {
+                Some(target) => target.reload_secrets(),
+                None => match &probe.settings.auth {
+                    RancherAuth::None => false,
+                    RancherAuth::Keys(keys) => {
+                        let access = keys.access_key.reload();
+                        let secret = keys.secret_key.reload();
+                        access || secret
+                    }
+                    RancherAuth::Token(token) => token.reload(),
+                },
+            },
+        }
+    }
+
     /// Brings every ECR host up to date in this target (with `dry_run`, only reads and reports what it would
     /// write).
     pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
@@ -144,12 +163,8 @@ fn cattle_auth(auth: &RancherAuth) -> Auth {
         RancherAuth::Keys(keys) => {
             Auth::Basic { access_key: keys.access_key.clone(), secret_key: keys.secret_key.clone() }
         }
-        RancherAuth::Token(token) => match token.expose_secret().split_once(':') {
-            Some((access, secret)) => {
-                Auth::Basic { access_key: access.to_string(), secret_key: SecretString::from(secret.to_string()) }
-            }
-            None => Auth::Bearer { token: token.clone() },
-        },
+        // A Rancher 2 style token `access:secret` is a Cattle key pair too; one without a colon is sent as Bearer.
+        RancherAuth::Token(token) => Auth::Token { token: token.clone(), basic_when_paired: true },
     }
 }
 
@@ -157,10 +172,10 @@ fn cattle_auth(auth: &RancherAuth) -> Auth {
 fn v3_auth(auth: &RancherAuth) -> Auth {
     match auth {
         RancherAuth::None => Auth::None,
-        RancherAuth::Keys(keys) => Auth::Bearer {
-            token: SecretString::from(format!("{}:{}", keys.access_key, keys.secret_key.expose_secret())),
-        },
-        RancherAuth::Token(token) => Auth::Bearer { token: token.clone() },
+        RancherAuth::Keys(keys) => {
+            Auth::BearerPair { access_key: keys.access_key.clone(), secret_key: keys.secret_key.clone() }
+        }
+        RancherAuth::Token(token) => Auth::Token { token: token.clone(), basic_when_paired: false },
     }
 }
 

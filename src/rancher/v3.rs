@@ -100,6 +100,11 @@ impl V3 {
         V3 { session, base, scope }
     }
 
+    /// Reads the key and token files again (rotated secrets); true when anything changed.
+    pub fn reload_secrets(&self) -> bool {
+        self.session.reload_secrets()
+    }
+
     /// The name of this target: the project URL for one project, else the API URL with the scope.
     pub fn name(&self) -> String {
         match &self.scope {

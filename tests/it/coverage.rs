@@ -97,3 +97,51 @@ async fn a_rancher2_credential_under_the_dual_stack_host_is_updated_under_that_k
     let other = rancher.credential(&stranger).unwrap();
     assert_eq!(other.registries[STRANGERS[0]].password.as_deref(), Some(OLD_PASSWORD));
 }
+
+// Secrets that rotate.
+
+#[tokio::test]
+async fn a_rotated_key_file_is_used_at_the_next_refresh_and_a_broken_one_keeps_the_old_key() {
+    use base64::Engine as _;
+    const ROTATED: &str = "cattle-secret-ROTATED-4n7q";
+    let (ecr, cattle) = (ecr().await, cattle().await);
+    let registry = cattle.add_registry(&host(ACCOUNT));
+    let credential = cattle.add_credential(&registry, "AWS", OLD_PASSWORD);
+    let file =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-rotating-key", std::process::id()));
+    std::fs::write(&file, CATTLE_SECRET).unwrap();
+    let mut env = env(&ecr, &format!("{}/v2-beta", cattle.url()));
+    unset(&mut env, "CATTLE_SECRET_KEY");
+    set(&mut env, "CATTLE_SECRET_KEY_FILE", file.to_str().unwrap());
+    set(&mut env, "RETRY_DELAY", "200ms");
+    set(&mut env, "RETRY_MAX_DELAY", "1s");
+    // Rancher is down while the key rotates: the daemon is in its retry loop.
+    cattle.set_fault(standins::Fault::new(standins::FaultKind::Status(503)));
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_for_log("will retry", std::time::Duration::from_secs(10)).await;
+
+    // A file that becomes empty keeps the key read before, with an ERROR.
+    std::fs::write(&file, "").unwrap();
+    daemon.wait_for_log("Cannot read the secret file again", std::time::Duration::from_secs(10)).await;
+    let output = daemon.output();
+    let line = output.lines().find(|l| l.contains("Cannot read the secret file again")).unwrap();
+    assert!(line.contains("ERROR") && line.contains("is empty") && line.contains("CATTLE_SECRET_KEY_FILE"), "{line}");
+
+    // The key rotates in Rancher and in the file; the next refresh uses it.
+    cattle.set_keys(CATTLE_ACCESS, ROTATED);
+    std::fs::write(&file, format!("{ROTATED}\n")).unwrap();
+    cattle.clear_faults();
+    wait_until(std::time::Duration::from_secs(5), || secret_of(&cattle, &credential).as_deref() == Some(NEW_PASSWORD))
+        .await
+        .unwrap_or_else(|_| panic!("not refreshed with the rotated key:\n{}", daemon.output()));
+
+    let rotated_basic =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CATTLE_ACCESS}:{ROTATED}")));
+    let put = cattle.requests().into_iter().rfind(|r| r.method == "PUT").unwrap();
+    assert_eq!(put.authorization.as_deref(), Some(rotated_basic.as_str()));
+    let output = daemon.output();
+    let reloaded = output.lines().find(|l| l.contains("reloaded")).expect("a reload line");
+    assert!(reloaded.contains("INFO") && reloaded.contains("CATTLE_SECRET_KEY_FILE"), "{reloaded}");
+    assert!(!output.contains(ROTATED), "the rotated key never appears: {output}");
+    std::fs::remove_file(&file).unwrap();
+}
