@@ -100,11 +100,13 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             spec.aws.registry_ids.clone(),
             spec.aws.assume_role.as_ref(),
             spec.endpoint.as_deref(),
+            spec.public,
         )
         .await;
         info!(
             source = %spec.name,
-            region = %region,
+            region = %ecr.region(),
+            public = spec.public,
             registry_ids = %spec.aws.registry_ids.join(","),
             assume_role = spec.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
             "Token source"

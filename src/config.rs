@@ -160,6 +160,11 @@ pub struct Cli {
     #[arg(long, env = "ECR_HOST_FORMS", value_name = "FORMS")]
     pub ecr_host_forms: Option<String>,
 
+    /// Also keep an ECR Public (public.ecr.aws) credential fresh: true or false. Its token comes from the
+    /// ecr-public API in us-east-1, whatever AWS_REGION says; authenticated pulls have higher rate limits.
+    #[arg(long, env = "ECR_PUBLIC", value_name = "BOOL")]
+    pub ecr_public: Option<String>,
+
     /// A TOML file describing several sources (AWS accounts, roles, regions) and targets (Rancher environments
     /// or projects); replaces the CATTLE_*, RANCHER_* and AWS_ECR/AWS_ROLE settings. See the README.
     #[arg(long = "config", env = "CONFIG_FILE", value_name = "PATH")]
@@ -422,6 +427,7 @@ impl Cli {
             ("AWS_ROLE_SESSION_NAME", self.aws_role_session_name.is_some()),
             ("AUTO_CREATE", self.auto_create.is_some()),
             ("REGISTRY_ADDRESS_MAP", self.registry_address_map.is_some()),
+            ("ECR_PUBLIC", self.ecr_public.is_some()),
         ];
         given.into_iter().filter(|(_, set)| *set).map(|(name, _)| name).collect()
     }
@@ -457,12 +463,25 @@ fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, Con
         session_name: cli.aws_role_session_name,
         address_map: cli.registry_address_map,
     };
+    let public = match non_empty(cli.ecr_public) {
+        Some(value) => parse_bool("ECR_PUBLIC", &value)?,
+        None => false,
+    };
     let (rancher, auto_create) = target_settings(target, timeout)?;
     let (aws, addresses) = source_settings(source, web_identity)?;
-    Ok(Plan {
-        sources: vec![SourceSpec { name: "default".into(), aws, endpoint: None, addresses }],
-        targets: vec![TargetSpec { name: None, rancher, auto_create, sources: vec![0] }],
-    })
+    let mut sources = vec![SourceSpec { name: "default".into(), aws, endpoint: None, addresses, public: false }];
+    if public {
+        // The same credentials, asking ecr-public: its one registry, public.ecr.aws.
+        let first = &sources[0].aws;
+        let aws = AwsSettings {
+            region: first.region.clone(),
+            registry_ids: Vec::new(),
+            assume_role: first.assume_role.clone(),
+        };
+        sources.push(SourceSpec { name: "public".into(), aws, endpoint: None, addresses: Vec::new(), public: true });
+    }
+    let all: Vec<usize> = (0..sources.len()).collect();
+    Ok(Plan { sources, targets: vec![TargetSpec { name: None, rancher, auto_create, sources: all }] })
 }
 
 /// The settings of one Rancher target as given (environment, flags or a configuration file), not yet checked.

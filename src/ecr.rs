@@ -189,10 +189,24 @@ pub async fn resolve_region(settings: &AwsSettings) -> Result<String, ConfigErro
     })
 }
 
+/// The host of ECR Public.
+pub const PUBLIC_HOST: &str = "public.ecr.aws";
+/// ECR Public hands out tokens only in this region.
+pub const PUBLIC_REGION: &str = "us-east-1";
+
+/// Which API the tokens come from.
+#[derive(Clone, Debug)]
+enum Client {
+    /// Private registries: `ecr` GetAuthorizationToken, one token per account.
+    Private(aws_sdk_ecr::Client),
+    /// ECR Public: `ecr-public` GetAuthorizationToken, one token for `public.ecr.aws`.
+    Public(aws_sdk_ecrpublic::Client),
+}
+
 /// An ECR client bound to one region and one set of credentials.
 #[derive(Clone, Debug)]
 pub struct Ecr {
-    client: aws_sdk_ecr::Client,
+    client: Client,
     registry_ids: Vec<String>,
     region: String,
     /// The host ECR calls go to, for messages.
@@ -207,22 +221,40 @@ impl Ecr {
         registry_ids: Vec<String>,
         assume_role: Option<&AssumeRole>,
         endpoint: Option<&str>,
+        public: bool,
     ) -> Ecr {
+        let region = if public { PUBLIC_REGION.to_string() } else { region };
         let base: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .http_client(http_client())
             .timeout_config(timeouts())
             .load()
             .await;
-        let mut ecr_config = aws_sdk_ecr::config::Builder::from(&base);
-        if let Some(role) = assume_role {
-            ecr_config = ecr_config.credentials_provider(RoleProvider { role: role.clone(), base: base.clone() });
-        }
-        if let Some(endpoint) = endpoint {
-            ecr_config = ecr_config.endpoint_url(endpoint);
-        }
-        let endpoint_host = endpoint_host(endpoint, &region);
-        Ecr { client: aws_sdk_ecr::Client::from_conf(ecr_config.build()), registry_ids, region, endpoint_host }
+        let provider = assume_role.map(|role| RoleProvider { role: role.clone(), base: base.clone() });
+        let client = match public {
+            false => {
+                let mut config = aws_sdk_ecr::config::Builder::from(&base);
+                if let Some(provider) = provider {
+                    config = config.credentials_provider(provider);
+                }
+                if let Some(endpoint) = endpoint {
+                    config = config.endpoint_url(endpoint);
+                }
+                Client::Private(aws_sdk_ecr::Client::from_conf(config.build()))
+            }
+            true => {
+                let mut config = aws_sdk_ecrpublic::config::Builder::from(&base);
+                if let Some(provider) = provider {
+                    config = config.credentials_provider(provider);
+                }
+                if let Some(endpoint) = endpoint {
+                    config = config.endpoint_url(endpoint);
+                }
+                Client::Public(aws_sdk_ecrpublic::Client::from_conf(config.build()))
+            }
+        };
+        let endpoint_host = endpoint_host(endpoint, &region, public);
+        Ecr { client, registry_ids, region, endpoint_host }
     }
 
     pub fn region(&self) -> &str {
@@ -237,7 +269,18 @@ impl Ecr {
     /// Calls GetAuthorizationToken and decodes every entry. Any malformed entry fails the whole call, so that
     /// Rancher is never touched with a partial or bad answer.
     pub async fn fetch_tokens(&self) -> Result<Vec<RegistryToken>, EcrError> {
-        let mut request = self.client.get_authorization_token();
+        let tokens = match &self.client {
+            Client::Private(client) => self.fetch_private(client).await?,
+            Client::Public(client) => self.fetch_public(client).await?,
+        };
+        for token in &tokens {
+            redact::register_password(&token.username, secrecy::ExposeSecret::expose_secret(&token.password));
+        }
+        Ok(tokens)
+    }
+
+    async fn fetch_private(&self, client: &aws_sdk_ecr::Client) -> Result<Vec<RegistryToken>, EcrError> {
+        let mut request = client.get_authorization_token();
         if !self.registry_ids.is_empty() {
             // Deprecated in the SDK but still honoured by the service, and the only way to get one token per
             // account (see the reference notes on GetAuthorizationToken).
@@ -251,29 +294,32 @@ impl Ecr {
         if data.is_empty() {
             return Err(EcrError::Empty);
         }
-        let tokens: Vec<RegistryToken> = data
-            .iter()
+        data.iter()
             .enumerate()
             .map(|(index, entry)| {
                 let expires_at = entry.expires_at().and_then(|at| SystemTime::try_from(*at).ok());
                 decode(index, entry.authorization_token(), entry.proxy_endpoint(), expires_at)
             })
-            .collect::<Result<_, _>>()?;
-        for token in &tokens {
-            redact::register_password(&token.username, secrecy::ExposeSecret::expose_secret(&token.password));
-        }
-        Ok(tokens)
+            .collect()
+    }
+
+    /// ECR Public's answer has one entry and no endpoint: the token is for `public.ecr.aws`.
+    async fn fetch_public(&self, client: &aws_sdk_ecrpublic::Client) -> Result<Vec<RegistryToken>, EcrError> {
+        let output =
+            client.get_authorization_token().send().await.map_err(|e| describe_sdk_error(e, &self.endpoint_host))?;
+        let entry = output.authorization_data().ok_or(EcrError::Empty)?;
+        let expires_at = entry.expires_at().and_then(|at| SystemTime::try_from(*at).ok());
+        let endpoint = format!("https://{PUBLIC_HOST}");
+        Ok(vec![decode(0, entry.authorization_token(), Some(&endpoint), expires_at)?])
     }
 }
 
 /// The host of the ECR endpoint: the source's override, else the standard variables aws-config honours, else the
 /// regional default.
-fn endpoint_host(endpoint: Option<&str>, region: &str) -> String {
-    let from_env = || {
-        ["AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-    };
+fn endpoint_host(endpoint: Option<&str>, region: &str, public: bool) -> String {
+    let specific = if public { "AWS_ENDPOINT_URL_ECR_PUBLIC" } else { "AWS_ENDPOINT_URL_ECR" };
+    let from_env =
+        || [specific, "AWS_ENDPOINT_URL"].iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
     match endpoint.map(str::to_string).or_else(from_env) {
         Some(url) => url::Url::parse(&url)
             .ok()
@@ -284,6 +330,7 @@ fn endpoint_host(endpoint: Option<&str>, region: &str) -> String {
                 })
             })
             .unwrap_or(url),
+        None if public => format!("api.ecr-public.{region}.amazonaws.com"),
         None => format!("api.ecr.{region}.amazonaws.com"),
     }
 }

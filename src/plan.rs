@@ -53,6 +53,8 @@ pub struct SourceSpec {
     pub endpoint: Option<String>,
     /// ECR host → the address Rancher stores for it, when the two differ (a proxy in front of ECR).
     pub addresses: Vec<(String, String)>,
+    /// ECR Public (`public.ecr.aws`, token from `ecr-public` in us-east-1) instead of private registries.
+    pub public: bool,
 }
 
 /// One Rancher endpoint (a 1.x environment, or 2.x projects) and the sources it takes tokens from.
@@ -91,6 +93,7 @@ struct SourceFile {
     session_duration: Option<Spanned<String>>,
     endpoint: Option<Spanned<String>>,
     addresses: Option<Spanned<BTreeMap<String, String>>>,
+    public: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,7 +283,12 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
                 addresses.push(pair);
             }
         }
-        sources.push(SourceSpec { name, aws, endpoint, addresses });
+        let public = s.public.as_ref().is_some_and(|p| *p.get_ref());
+        if public && !aws.registry_ids.is_empty() {
+            let span = s.registry_ids.as_ref().map(|r| r.span()).unwrap_or_default();
+            return Err(at.error(&span, &format!("{table}.registry_ids"), "ECR Public has one registry; leave it out"));
+        }
+        sources.push(SourceSpec { name, aws, endpoint, addresses, public });
     }
 
     let mut targets: Vec<TargetSpec> = Vec::new();
@@ -395,6 +403,9 @@ fn check_endpoint(value: &str) -> Result<String, String> {
 
 /// The registry hosts a source will get tokens for, as far as they are known without calling AWS.
 pub fn expected_hosts(source: &SourceSpec, region: &str) -> Vec<String> {
+    if source.public {
+        return vec![format!("{} (ECR Public, token from us-east-1)", crate::ecr::PUBLIC_HOST)];
+    }
     source
         .aws
         .registry_ids

@@ -11,6 +11,8 @@ use crate::fault::Fault;
 use crate::server::{Call, Handler, Reply, Server};
 
 pub const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+/// ECR Public's operation (service `ecr-public`, only in us-east-1).
+pub const PUBLIC_TARGET: &str = "SpencerFrontendService.GetAuthorizationToken";
 
 /// A registry the fake hands tokens for.
 #[derive(Clone, Debug)]
@@ -56,6 +58,8 @@ struct State {
     shape: TokenShape,
     /// Access key id → the account those credentials belong to (for "the caller's own registry").
     callers: Vec<(String, String)>,
+    /// The ECR Public password and its expiry (epoch seconds), when set.
+    public: Option<(String, f64)>,
 }
 
 struct EcrHandler {
@@ -77,7 +81,12 @@ impl FakeEcr {
 
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeEcr> {
         let handler = Arc::new(EcrHandler {
-            state: Mutex::new(State { registries: Vec::new(), shape: TokenShape::Normal, callers: Vec::new() }),
+            state: Mutex::new(State {
+                registries: Vec::new(),
+                shape: TokenShape::Normal,
+                callers: Vec::new(),
+                public: None,
+            }),
         });
         let server = Server::start(addr, handler.clone()).await?;
         Ok(FakeEcr { server, handler })
@@ -109,6 +118,11 @@ impl FakeEcr {
 
     pub fn set_token_shape(&self, shape: TokenShape) {
         self.state().shape = shape;
+    }
+
+    /// Answers ECR Public's GetAuthorizationToken with this password, valid until `expires_at`.
+    pub fn set_public_password(&self, password: &str, expires_at: f64) {
+        self.handler.state.lock().unwrap().public = Some((password.to_string(), expires_at));
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -174,6 +188,9 @@ impl Handler for EcrHandler {
             return aws_error(404, "UnknownOperationException", "not found");
         }
         let authorization = call.header("authorization").unwrap_or_default();
+        if call.header("x-amz-target").as_deref() == Some(PUBLIC_TARGET) {
+            return self.public_token(call, &authorization);
+        }
         if !authorization.starts_with("AWS4-HMAC-SHA256 ") || !authorization.contains("/ecr/aws4_request") {
             return aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
         }
@@ -218,6 +235,26 @@ impl Handler for EcrHandler {
     fn error_reply(&self, _: &Call, status: u16) -> Reply {
         let type_name = if status >= 500 { "ServerException" } else { "InvalidParameterException" };
         aws_error(status, type_name, "stand-in fault")
+    }
+}
+
+impl EcrHandler {
+    /// ECR Public's GetAuthorizationToken: signed for `ecr-public` in us-east-1, one entry without an endpoint.
+    fn public_token(&self, call: &Call, authorization: &str) -> Reply {
+        if !authorization.starts_with("AWS4-HMAC-SHA256 ") || !authorization.contains("/ecr-public/aws4_request") {
+            return aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+        }
+        if call.signing_scope().map(|(_, region)| region).as_deref() != Some("us-east-1") {
+            return aws_error(400, "UnknownOperationException", "ECR Public tokens are only given in us-east-1");
+        }
+        let state = self.state.lock().unwrap();
+        let Some(public) = &state.public else {
+            return aws_error(400, "ServerException", "no ECR Public token set in the stand-in");
+        };
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{}", public.0));
+        let body = json!({"authorizationData": {"authorizationToken": token, "expiresAt": public.1}});
+        Reply::new(200, "application/x-amz-json-1.1", serde_json::to_vec(&body).unwrap())
+            .with_header("x-amzn-requestid", "00000000-0000-4000-8000-000000000002")
     }
 }
 

@@ -145,3 +145,66 @@ async fn a_rotated_key_file_is_used_at_the_next_refresh_and_a_broken_one_keeps_t
     assert!(!output.contains(ROTATED), "the rotated key never appears: {output}");
     std::fs::remove_file(&file).unwrap();
 }
+
+// ECR Public.
+
+const PUBLIC_PASSWORD: &str = "eyJwYXlsb2FkIjoiUFVCTElDLUVDUi1wYXNzd29yZCJ9";
+
+#[tokio::test]
+async fn ecr_public_is_refreshed_with_a_token_from_us_east_1_beside_the_private_registry() {
+    let (ecr, cattle) = (ecr().await, cattle().await);
+    ecr.set_public_password(PUBLIC_PASSWORD, now_secs() + 12.0 * 3600.0);
+    let public = cattle.add_registry("https://public.ecr.aws");
+    let public_credential = cattle.add_credential(&public, "AWS", OLD_PASSWORD);
+    let private = cattle.add_registry(&host(ACCOUNT));
+    let private_credential = cattle.add_credential(&private, "AWS", OLD_PASSWORD);
+    let mut env = env(&ecr, &format!("{}/v2-beta", cattle.url()));
+    // The private registries are in another region; ECR Public's token comes from us-east-1 all the same.
+    set(&mut env, "AWS_REGION", "eu-west-1");
+    set(&mut env, "AWS_ECR_REGISTRY_IDS", ACCOUNT);
+    set(&mut env, "ECR_PUBLIC", "true");
+
+    let run = run(&env, &["--once"]).await;
+
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(secret_of(&cattle, &public_credential).as_deref(), Some(PUBLIC_PASSWORD), "{}", run.output);
+    assert_eq!(secret_of(&cattle, &private_credential).as_deref(), Some(NEW_PASSWORD), "{}", run.output);
+    let targets: Vec<String> = ecr.requests().into_iter().map(|r| format!("{} {:?}", r.target, r.region)).collect();
+    assert!(targets.contains(&format!("{} Some(\"us-east-1\")", standins::ecr::PUBLIC_TARGET)), "{targets:?}");
+    assert!(!run.output.contains(PUBLIC_PASSWORD), "{}", run.output);
+}
+
+#[tokio::test]
+async fn a_public_source_in_the_file_and_check_config_name_public_ecr_aws() {
+    let (ecr, cattle) = (ecr().await, cattle().await);
+    let file =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-public.toml", std::process::id()));
+    let url = format!("{}/v2-beta", cattle.url());
+    std::fs::write(
+        &file,
+        format!(
+            "[[source]]\nname = \"pub\"\npublic = true\n\n[[source]]\nname = \"bad\"\npublic = true\nregistry_ids = [\"{ACCOUNT}\"]\n\n[[target]]\nname = \"r\"\nurl = \"{url}\"\naccess_key = \"{CATTLE_ACCESS}\"\nsecret_key = \"{CATTLE_SECRET}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut env = env(&ecr, &url);
+    set(&mut env, "CONFIG_FILE", file.to_str().unwrap());
+
+    let refused = run(&env, &["--check-config"]).await;
+
+    assert_eq!(refused.code, Some(2), "{}", refused.output);
+    assert!(
+        refused.output.contains("source 'bad'.registry_ids") && refused.output.contains("one registry"),
+        "{}",
+        refused.output
+    );
+
+    let content = std::fs::read_to_string(&file).unwrap();
+    let good = content.split("[[source]]\nname = \"bad\"").next().unwrap().to_string()
+        + &content[content.find("[[target]]").unwrap()..];
+    std::fs::write(&file, good).unwrap();
+    let plan = run(&env, &["--check-config"]).await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    assert!(plan.output.contains("public.ecr.aws (ECR Public, token from us-east-1)"), "{}", plan.output);
+    std::fs::remove_file(&file).unwrap();
+}
