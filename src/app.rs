@@ -72,6 +72,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             auth: spec.rancher.auth.clone(),
             projects: spec.rancher.projects.clone(),
             cluster: spec.rancher.cluster.clone(),
+            environments: spec.rancher.environments.clone(),
         };
         let target = Target::new(http, spec.rancher.endpoint.clone(), settings);
         let name = spec.name.clone().unwrap_or_else(|| target.name());

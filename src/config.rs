@@ -47,6 +47,12 @@ pub struct Cli {
     #[arg(long, env = "RANCHER_CLUSTER", value_name = "ID")]
     pub rancher_cluster: Option<String>,
 
+    /// Rancher 1.x with an account API key and CATTLE_URL the API root (…/v2-beta): the environments to keep
+    /// credentials fresh in: all (every environment the key sees, new ones included) or a comma list of names
+    /// or ids (1a5).
+    #[arg(long, env = "RANCHER_ENVIRONMENTS", value_name = "ENVS")]
+    pub rancher_environments: Option<String>,
+
     /// Rancher 2 bearer token (token-xxxxx:secret), instead of CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY. As a
     /// flag it is visible to every local user (/proc/PID/cmdline): prefer the variable or RANCHER_TOKEN_FILE.
     #[arg(long, env = "RANCHER_TOKEN", value_name = "TOKEN", hide_env_values = true)]
@@ -272,6 +278,31 @@ pub struct RancherSettings {
     pub projects: Vec<String>,
     /// Rancher 2 with a /v3 root URL and no projects given: only this cluster's projects.
     pub cluster: Option<String>,
+    /// Rancher 1.x with an account key and the API root URL: the environments to refresh.
+    pub environments: Option<Environments>,
+}
+
+/// Which Rancher 1.x environments a target with an account API key covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Environments {
+    /// Every environment the key sees, listed again at each refresh (new ones are picked up).
+    All,
+    /// These, by name or id.
+    Named(Vec<String>),
+}
+
+fn parse_environments(value: &str) -> Result<Option<Environments>, ConfigError> {
+    let names: Vec<String> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    if names.iter().any(|n| n.eq_ignore_ascii_case("all")) {
+        if names.len() > 1 {
+            return Err(invalid("RANCHER_ENVIRONMENTS", "'all' cannot be combined with names"));
+        }
+        return Ok(Some(Environments::All));
+    }
+    Ok(Some(Environments::Named(names)))
 }
 
 /// The Rancher API key, in whichever form it was given.
@@ -417,6 +448,7 @@ impl Cli {
             ("RANCHER_API", self.rancher_api.is_some()),
             ("RANCHER_PROJECTS", self.rancher_projects.is_some()),
             ("RANCHER_CLUSTER", self.rancher_cluster.is_some()),
+            ("RANCHER_ENVIRONMENTS", self.rancher_environments.is_some()),
             ("RANCHER_TOKEN", self.rancher_token.is_some() || self.rancher_token_file.is_some()),
             ("CATTLE_ACCESS_KEY", self.cattle_access_key.is_some() || self.cattle_access_key_file.is_some()),
             ("CATTLE_SECRET_KEY", self.cattle_secret_key.is_some() || self.cattle_secret_key_file.is_some()),
@@ -440,6 +472,7 @@ fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, Con
         api: cli.rancher_api,
         projects: cli.rancher_projects,
         cluster: cli.rancher_cluster,
+        environments: cli.rancher_environments,
         token: cli.rancher_token,
         token_file: cli.rancher_token_file,
         access_key: cli.cattle_access_key,
@@ -492,6 +525,7 @@ pub(crate) struct RawTarget {
     pub api: Option<String>,
     pub projects: Option<String>,
     pub cluster: Option<String>,
+    pub environments: Option<String>,
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
     pub access_key: Option<String>,
@@ -534,6 +568,26 @@ pub(crate) fn target_settings(raw: RawTarget, timeout: Duration) -> Result<(Ranc
         && !cluster.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         return Err(invalid("RANCHER_CLUSTER", format!("'{cluster}' is not a cluster id (e.g. c-xxxxx or local)")));
+    }
+    let environments = parse_environments(raw.environments.as_deref().unwrap_or(""))?;
+    match (&endpoint, &environments) {
+        (_, None) => {}
+        (Endpoint::Cattle(cattle), Some(_)) if cattle.project.is_none() => {}
+        (Endpoint::Cattle(_), Some(_)) => {
+            return Err(invalid(
+                "RANCHER_ENVIRONMENTS",
+                "CATTLE_URL already names one environment; give the API root (e.g. http://rancher:8080/v2-beta)",
+            ));
+        }
+        (Endpoint::V3 { .. }, Some(_)) => {
+            return Err(invalid("RANCHER_ENVIRONMENTS", "only for Rancher 1.x; CATTLE_URL is a Rancher 2 URL"));
+        }
+        (Endpoint::Unversioned { .. }, Some(_)) => {
+            return Err(invalid(
+                "RANCHER_ENVIRONMENTS",
+                "needs a Rancher 1.x API URL to list environments (e.g. http://rancher:8080/v2-beta)",
+            ));
+        }
     }
     match &endpoint {
         Endpoint::Cattle(_) if !projects.is_empty() => {
@@ -592,7 +646,7 @@ pub(crate) fn target_settings(raw: RawTarget, timeout: Duration) -> Result<(Ranc
         None => false,
     };
 
-    Ok((RancherSettings { endpoint, tls, timeout, auth, projects, cluster }, auto_create))
+    Ok((RancherSettings { endpoint, tls, timeout, auth, projects, cluster, environments }, auto_create))
 }
 
 /// Checks one source's settings. `web_identity`: AWS_ROLE_ARN belongs to the web identity provider.

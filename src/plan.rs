@@ -113,12 +113,14 @@ struct TargetFile {
     timeout: Option<Spanned<String>>,
     projects: Option<Spanned<Vec<String>>>,
     cluster: Option<Spanned<String>>,
+    environments: Option<Spanned<Vec<String>>>,
     auto_create: Option<Spanned<bool>>,
     sources: Option<Spanned<Vec<String>>>,
 }
 
 /// The environment variables whose checks the file reuses, and the keys they are in the file.
-const TARGET_KEYS: [(&str, &str); 15] = [
+const TARGET_KEYS: [(&str, &str); 16] = [
+    ("RANCHER_ENVIRONMENTS", "environments"),
     ("CATTLE_ACCESS_KEY_FILE", "access_key_file"),
     ("CATTLE_SECRET_KEY_FILE", "secret_key_file"),
     ("RANCHER_TOKEN_FILE", "token_file"),
@@ -325,6 +327,7 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
             api: text(&t.api),
             projects: t.projects.as_ref().map(|p| p.get_ref().join(",")),
             cluster: text(&t.cluster),
+            environments: t.environments.as_ref().map(|e| e.get_ref().join(",")),
             token: text(&t.token),
             token_file: path(&t.token_file),
             access_key: text(&t.access_key),
@@ -340,6 +343,7 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
             span_of("api", &t.api),
             span_of("projects", &t.projects),
             span_of("cluster", &t.cluster),
+            span_of("environments", &t.environments),
             span_of("token", &t.token),
             span_of("token_file", &t.token_file),
             span_of("access_key", &t.access_key),

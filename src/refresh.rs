@@ -251,7 +251,7 @@ impl Refresher {
         for failure in &report.failures {
             self.status.error("rancher", failure.error.kind());
             permanent |= failure.error.is_permanent();
-            log_rancher_error(&failure.host, &target, &failure.error);
+            log_rancher_error(&failure.host, &target, failure.scope.as_deref(), &failure.error);
         }
         if !report.failures.is_empty() {
             let total = report.failures.len() + report.written.len();
@@ -355,15 +355,16 @@ fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-fn log_rancher_error(host: &str, rancher: &str, e: &RancherError) {
+fn log_rancher_error(host: &str, rancher: &str, scope: Option<&str>, e: &RancherError) {
     match (e.is_permanent(), e.hint()) {
-        (true, Some(hint)) => error!(registry = %host, rancher = %rancher, error = %e, kind = e.kind(), "{hint}"),
+        (true, Some(hint)) => {
+            error!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(), "{hint}")
+        }
         (true, None) => {
-            error!(registry = %host, rancher = %rancher, error = %e, kind = e.kind(), "Rancher refused the update")
+            error!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(), "Rancher refused the update")
         }
-        (false, _) => {
-            warn!(registry = %host, rancher = %rancher, error = %e, kind = e.kind(), "Could not update Rancher; will retry")
-        }
+        (false, _) => warn!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(),
+            "Could not update Rancher; will retry"),
     }
 }
 

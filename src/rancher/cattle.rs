@@ -16,6 +16,7 @@ use super::endpoint::{CattleEndpoint, is_cattle_id};
 use super::session::{Session, with_query};
 use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
+use crate::config;
 use crate::ecr::RegistryToken;
 use crate::redact;
 
@@ -293,6 +294,124 @@ impl Cattle {
             resource: format!("registry {registry} ({address}) credential {credential}"),
             action: Action::CreatedWithRegistry,
         })
+    }
+}
+
+/// Several environments of one Rancher 1.x, reached with an account API key. The environments are listed again
+/// at each refresh, so one added later is picked up then; each is synced like a single environment, and what is
+/// written, noticed or failed carries the environment as its scope.
+pub struct Environments {
+    session: Session,
+    root: CattleEndpoint,
+    selection: config::Environments,
+}
+
+#[derive(Deserialize)]
+struct EnvironmentItem {
+    id: String,
+    name: Option<String>,
+    state: Option<String>,
+}
+
+impl Environments {
+    pub fn new(session: Session, root: CattleEndpoint, selection: config::Environments) -> Environments {
+        Environments { session, root, selection }
+    }
+
+    pub fn name(&self) -> String {
+        match &self.selection {
+            config::Environments::All => format!("{} all environments", self.root),
+            config::Environments::Named(names) => format!("{} environments {}", self.root, names.join(",")),
+        }
+    }
+
+    pub fn reload_secrets(&self) -> bool {
+        self.session.reload_secrets()
+    }
+
+    /// The environments the key sees: (id, name), not removed.
+    async fn list(&self) -> Result<Vec<(String, String)>, RancherError> {
+        let url = with_query(&self.root.collection("projects"), &[("limit", &PAGE_LIMIT.to_string())]);
+        let mut environments = Vec::new();
+        self.session
+            .for_each(url, |item: EnvironmentItem| {
+                let state = item.state.unwrap_or_default();
+                if is_gone(&state) {
+                    return;
+                }
+                if !is_cattle_id(&item.id) {
+                    tracing::warn!(rancher = %self.root, environment = %redact::outside(&item.id),
+                        "Skipped an environment whose id is not a Cattle id");
+                    return;
+                }
+                let name = item.name.filter(|n| !n.is_empty()).unwrap_or_else(|| item.id.clone());
+                environments.push((item.id, redact::outside(&name)));
+            })
+            .await?;
+        Ok(environments)
+    }
+
+    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
+        let listed = self.list().await?;
+        let mut report = SyncReport::default();
+        let chosen: Vec<(String, String)> = match &self.selection {
+            config::Environments::All => {
+                if listed.is_empty() {
+                    return Err(RancherError::Refused {
+                        resource: format!("the environment list {}", self.root.collection("projects")),
+                        detail: "the API key sees no environment; RANCHER_ENVIRONMENTS needs an account API key".into(),
+                    });
+                }
+                listed
+            }
+            config::Environments::Named(names) => {
+                let mut chosen = Vec::new();
+                for wanted in names {
+                    let found = listed.iter().find(|(id, name)| id == wanted || name.eq_ignore_ascii_case(wanted));
+                    match found {
+                        Some(environment) => chosen.push(environment.clone()),
+                        None => {
+                            let error = RancherError::Refused {
+                                resource: format!("environment '{wanted}'"),
+                                detail: "the API key sees no environment of that name or id; check \
+                                         RANCHER_ENVIRONMENTS and the key's access"
+                                    .into(),
+                            };
+                            for token in tokens {
+                                let scope = Some(wanted.clone());
+                                report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone() });
+                            }
+                        }
+                    }
+                }
+                chosen
+            }
+        };
+        for (id, name) in chosen {
+            let scope = format!("{name} ({id})");
+            let one = Cattle::new(self.session.clone(), self.root.environment(&id));
+            match one.sync(tokens, options).await {
+                Ok(found) => {
+                    report
+                        .written
+                        .extend(found.written.into_iter().map(|w| Written { scope: Some(scope.clone()), ..w }));
+                    report
+                        .failures
+                        .extend(found.failures.into_iter().map(|f| Failure { scope: Some(scope.clone()), ..f }));
+                    report.notices.extend(found.notices.into_iter().map(|n| match n {
+                        Notice::NoRegistry { host, .. } => Notice::NoRegistry { host, scope: Some(scope.clone()) },
+                        other => other,
+                    }));
+                }
+                Err(error) => {
+                    for token in tokens {
+                        let scope = Some(scope.clone());
+                        report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone() });
+                    }
+                }
+            }
+        }
+        Ok(report)
     }
 }
 

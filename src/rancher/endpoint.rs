@@ -220,6 +220,13 @@ impl CattleEndpoint {
     pub fn base(&self) -> &Url {
         &self.base
     }
+
+    /// The endpoint of one environment under this API root (`…/v2-beta/projects/1a7`), for an account key.
+    pub fn environment(&self, id: &str) -> CattleEndpoint {
+        let mut base = self.base.clone();
+        base.path_segments_mut().expect("http(s) URLs have a path").push("projects").push(id);
+        CattleEndpoint { base, version: self.version, project: Some(id.to_string()) }
+    }
 }
 
 impl fmt::Display for CattleEndpoint {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use crate::config::{RancherAuth, TlsSettings};
+use crate::config::{Environments, RancherAuth, TlsSettings};
 use crate::ecr::RegistryToken;
 use crate::redact;
 use endpoint::Endpoint;
@@ -26,6 +26,8 @@ use url::Url;
 /// One place in Rancher that credentials are written to, through whichever API it speaks.
 pub enum Target {
     Cattle(cattle::Cattle),
+    /// Rancher 1.x environments listed with an account key (`RANCHER_ENVIRONMENTS`).
+    Environments(cattle::Environments),
     V3(v3::V3),
     /// A bare URL: which API it speaks is asked of the server at the first refresh, then kept.
     Probe(Probe),
@@ -53,6 +55,7 @@ pub struct TargetSettings {
     pub auth: RancherAuth,
     pub projects: Vec<String>,
     pub cluster: Option<String>,
+    pub environments: Option<Environments>,
 }
 
 impl Target {
@@ -60,7 +63,11 @@ impl Target {
     pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: TargetSettings) -> Target {
         match endpoint {
             Endpoint::Cattle(endpoint) => {
-                Target::Cattle(cattle::Cattle::new(Session::new(http, cattle_auth(&settings.auth)), endpoint))
+                let session = Session::new(http, cattle_auth(&settings.auth));
+                match settings.environments {
+                    Some(selection) => Target::Environments(cattle::Environments::new(session, endpoint, selection)),
+                    None => Target::Cattle(cattle::Cattle::new(session, endpoint)),
+                }
             }
             Endpoint::V3 { base, project } => {
                 let scope = match project {
@@ -80,6 +87,7 @@ impl Target {
     pub fn name(&self) -> String {
         match self {
             Target::Cattle(cattle) => cattle.endpoint().to_string(),
+            Target::Environments(environments) => environments.name(),
             Target::V3(v3) => v3.name(),
             Target::Probe(probe) => probe.root.to_string(),
         }
@@ -89,6 +97,7 @@ impl Target {
     pub fn reload_secrets(&self) -> bool {
         match self {
             Target::Cattle(cattle) => cattle.reload_secrets(),
+            Target::Environments(environments) => environments.reload_secrets(),
             Target::V3(v3) => v3.reload_secrets(),
             Target::Probe(probe) => match probe.resolved.get() {
                 Some(target) => target.reload_secrets(),
@@ -110,6 +119,7 @@ impl Target {
     pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
         match self {
             Target::Cattle(cattle) => cattle.sync(tokens, options).await,
+            Target::Environments(environments) => environments.sync(tokens, options).await,
             Target::V3(v3) => v3.sync(tokens, options).await,
             Target::Probe(probe) => {
                 let target = probe.resolved.get_or_try_init(|| probe.resolve()).await?;
@@ -152,6 +162,7 @@ impl Probe {
             auth: self.settings.auth.clone(),
             projects: self.settings.projects.clone(),
             cluster: self.settings.cluster.clone(),
+            environments: self.settings.environments.clone(),
         };
         Ok(Box::new(Target::new(self.http.clone(), endpoint, settings)))
     }

@@ -31,6 +31,10 @@ pub struct CattleConfig {
     pub v1_email_required: bool,
     /// The most items a page holds, whatever `limit` asks for (Cattle's code caps at 3000; its docs say 1000).
     pub max_limit: usize,
+    /// An account API key: it sees the environments marked visible ([`FakeCattle::add_environment`]), picks one
+    /// with `/projects/<id>`, and can list them at `/v2-beta/projects`. Otherwise an environment key: only
+    /// `project_id`, whatever the path says.
+    pub account_key: bool,
 }
 
 impl Default for CattleConfig {
@@ -41,6 +45,7 @@ impl Default for CattleConfig {
             project_id: "1a5".into(),
             v1_email_required: true,
             max_limit: 3000,
+            account_key: false,
         }
     }
 }
@@ -70,6 +75,8 @@ pub type CattleRequest = crate::server::HttpRequest;
 #[derive(Clone, Debug)]
 struct RegistryRow {
     n: u64,
+    /// The environment (project) it belongs to.
+    env: String,
     server_address: String,
     state: String,
     name: Option<String>,
@@ -79,6 +86,7 @@ struct RegistryRow {
 #[derive(Clone, Debug)]
 struct CredentialRow {
     n: u64,
+    env: String,
     registry: u64,
     public_value: Option<String>,
     secret_value: Option<String>,
@@ -88,8 +96,19 @@ struct CredentialRow {
     state: String,
 }
 
+/// An environment (a Cattle `project`).
+#[derive(Clone, Debug)]
+struct EnvironmentRow {
+    id: String,
+    name: String,
+    /// Whether the account key may use it.
+    visible: bool,
+}
+
 struct Store {
     config: CattleConfig,
+    /// Environments besides `config.project_id` ("Default").
+    environments: Vec<EnvironmentRow>,
     registries: Vec<RegistryRow>,
     credentials: Vec<CredentialRow>,
     next_id: u64,
@@ -118,7 +137,8 @@ impl FakeCattle {
     }
 
     pub async fn start_on(addr: SocketAddr, config: CattleConfig) -> std::io::Result<FakeCattle> {
-        let store = Store { config, registries: Vec::new(), credentials: Vec::new(), next_id: 1 };
+        let store =
+            Store { config, environments: Vec::new(), registries: Vec::new(), credentials: Vec::new(), next_id: 1 };
         let handler = Arc::new(CattleHandler { store: Mutex::new(store) });
         let server = Server::start(addr, handler.clone()).await?;
         Ok(FakeCattle { server, handler })
@@ -131,10 +151,26 @@ impl FakeCattle {
 
     /// Adds an active registry and returns its id (`1sp<n>`).
     pub fn add_registry(&self, server_address: &str) -> String {
+        let env = self.store().config.project_id.clone();
+        self.add_registry_in(&env, server_address)
+    }
+
+    /// Adds an environment (`1a<n>`) named `name`; `visible`: the account key may use it.
+    pub fn add_environment(&self, name: &str, visible: bool) -> String {
+        let mut store = self.store();
+        let n = store.next();
+        let id = format!("1a{n}");
+        store.environments.push(EnvironmentRow { id: id.clone(), name: name.to_string(), visible });
+        id
+    }
+
+    /// Adds an active registry to environment `env` and returns its id.
+    pub fn add_registry_in(&self, env: &str, server_address: &str) -> String {
         let mut store = self.store();
         let n = store.next();
         store.registries.push(RegistryRow {
             n,
+            env: env.to_string(),
             server_address: server_address.to_string(),
             state: "active".into(),
             name: None,
@@ -148,8 +184,10 @@ impl FakeCattle {
         let registry = parse_id(registry_id, "sp").expect("a registry id like 1sp3");
         let mut store = self.store();
         let n = store.next();
+        let env = store.registries.iter().find(|r| r.n == registry).expect("a known registry").env.clone();
         store.credentials.push(CredentialRow {
             n,
+            env,
             registry,
             public_value: Some(public_value.into()),
             secret_value: Some(secret_value.into()),
@@ -283,6 +321,8 @@ struct Route<'a> {
     id: Option<&'a str>,
     /// Segments after the id (a sub-collection, unsupported).
     rest: usize,
+    /// The environment the request acts in.
+    env: String,
 }
 
 fn canonical_type(segment: &str) -> Option<&'static str> {
@@ -290,6 +330,7 @@ fn canonical_type(segment: &str) -> Option<&'static str> {
         "registry" | "registries" => Some("registries"),
         "registrycredential" | "registrycredentials" => Some("registrycredentials"),
         "schema" | "schemas" => Some("schemas"),
+        "project" | "projects" => Some("projects"),
         _ => None,
     }
 }
@@ -321,14 +362,19 @@ impl Handler for CattleHandler {
         let schemas = format!("{prefix}/schemas");
         let reply = match store.authenticate(call) {
             Some(denied) => denied,
-            None if project.as_deref().is_some_and(|p| p != store.config.project_id) => generic_error(403),
+            None if project.as_deref().is_some_and(|p| !store.may_use(p)) => generic_error(403),
             None => {
+                let env = match (&project, store.config.account_key) {
+                    (Some(p), true) => p.clone(),
+                    _ => store.config.project_id.clone(),
+                };
                 let route = Route {
                     prefix,
                     version,
                     kind: rest.first().and_then(|s| canonical_type(s)),
                     id: rest.get(1).copied(),
                     rest: rest.len().saturating_sub(2),
+                    env,
                 };
                 if rest.is_empty() {
                     api_version(&route.prefix, project.as_deref())
@@ -402,6 +448,36 @@ impl Store {
         if call.header("x-api-no-challenge").as_deref() == Some("true") { Some(reply) } else { Some(challenge(reply)) }
     }
 
+    /// Whether the key may act in environment `env`.
+    fn may_use(&self, env: &str) -> bool {
+        match self.config.account_key {
+            false => env == self.config.project_id,
+            true => env == self.config.project_id || self.environments.iter().any(|e| e.id == env && e.visible),
+        }
+    }
+
+    /// `GET /projects`: the environments the key sees.
+    fn list_environments(&self, route: &Route) -> Reply {
+        let mut visible = vec![(self.config.project_id.clone(), "Default".to_string())];
+        if self.config.account_key {
+            visible.extend(self.environments.iter().filter(|e| e.visible).map(|e| (e.id.clone(), e.name.clone())));
+        }
+        let data: Vec<Value> = visible
+            .iter()
+            .map(|(id, name)| {
+                json!({"id": id, "type": "project", "name": name, "state": "active", "kind": "project",
+                       "links": {"self": format!("{}/projects/{id}", route.prefix)}})
+            })
+            .collect();
+        Reply::json(
+            200,
+            &json!({
+                "type": "collection", "resourceType": "project", "links": {"self": format!("{}/projects", route.prefix)},
+                "data": data, "pagination": {"next": null, "limit": 1000, "partial": false},
+            }),
+        )
+    }
+
     /// Whether this request's registryCredential schema has the `email` field (and requires it on create).
     fn has_email(&self, route: &Route) -> bool {
         route.version == "v1" && self.config.v1_email_required
@@ -411,6 +487,8 @@ impl Store {
         let kind = route.kind.unwrap_or_default();
         let action = call.query_value("action");
         match (kind, call.method.as_str(), route.id, action) {
+            ("projects", "GET", None, _) => self.list_environments(route),
+            ("projects", _, _, _) => generic_error(405),
             ("schemas", "GET", None, _) => self.schemas(route),
             ("schemas", "GET", Some(id), _) => match self.schema(route, &id.to_ascii_lowercase()) {
                 Some(schema) => Reply::json(200, &schema),
@@ -419,7 +497,7 @@ impl Store {
             ("schemas", _, _, _) => generic_error(405),
             (_, "GET", None, _) => self.list(call, route),
             (_, "POST", None, _) => self.create(call, route),
-            (_, "GET", Some(id), _) => match self.find(kind, id) {
+            (_, "GET", Some(id), _) => match self.find(kind, id, &route.env) {
                 Some(resource) => Reply::json(200, &self.render(route, &resource, false)),
                 None => generic_error(404),
             },
@@ -430,15 +508,15 @@ impl Store {
         }
     }
 
-    fn find(&self, kind: &str, id: &str) -> Option<Resource> {
+    fn find(&self, kind: &str, id: &str, env: &str) -> Option<Resource> {
         match kind {
             "registries" => {
                 let n = parse_id(id, "sp")?;
-                self.registries.iter().find(|r| r.n == n).cloned().map(Resource::Registry)
+                self.registries.iter().find(|r| r.n == n && r.env == env).cloned().map(Resource::Registry)
             }
             _ => {
                 let n = parse_id(id, "c")?;
-                self.credentials.iter().find(|c| c.n == n).cloned().map(Resource::Credential)
+                self.credentials.iter().find(|c| c.n == n && c.env == env).cloned().map(Resource::Credential)
             }
         }
     }
@@ -529,9 +607,9 @@ impl Store {
             }
         }
         let all: Vec<Resource> = if kind == "registries" {
-            self.registries.iter().cloned().map(Resource::Registry).collect()
+            self.registries.iter().filter(|r| r.env == route.env).cloned().map(Resource::Registry).collect()
         } else {
-            self.credentials.iter().cloned().map(Resource::Credential).collect()
+            self.credentials.iter().filter(|c| c.env == route.env).cloned().map(Resource::Credential).collect()
         };
         let matching: Vec<Resource> = all
             .into_iter()
@@ -591,16 +669,18 @@ impl Store {
             let Some(address) = text("serverAddress").filter(|a| !a.is_empty()) else {
                 return error(422, "MissingRequired", Some("serverAddress"));
             };
-            let taken = self
-                .registries
-                .iter()
-                .any(|r| !GONE.contains(&r.state.as_str()) && r.server_address.eq_ignore_ascii_case(&address));
+            let taken = self.registries.iter().any(|r| {
+                r.env == route.env
+                    && !GONE.contains(&r.state.as_str())
+                    && r.server_address.eq_ignore_ascii_case(&address)
+            });
             if taken {
                 return error(400, "ServerAddressUsed", None);
             }
             let n = self.next();
             let row = RegistryRow {
                 n,
+                env: route.env.clone(),
                 server_address: address,
                 state: "active".into(),
                 name: text("name"),
@@ -615,8 +695,9 @@ impl Store {
         let Some(registry_id) = text("registryId") else {
             return error(422, "MissingRequired", Some("registryId"));
         };
-        let registry = parse_id(&registry_id, "sp")
-            .filter(|n| self.registries.iter().any(|r| r.n == *n && !GONE.contains(&r.state.as_str())));
+        let registry = parse_id(&registry_id, "sp").filter(|n| {
+            self.registries.iter().any(|r| r.n == *n && r.env == route.env && !GONE.contains(&r.state.as_str()))
+        });
         let Some(registry) = registry else {
             return error(422, "InvalidReference", Some("registryId"));
         };
@@ -632,6 +713,7 @@ impl Store {
         let n = self.next();
         let row = CredentialRow {
             n,
+            env: route.env.clone(),
             registry,
             public_value: text("publicValue"),
             secret_value: text("secretValue"),
@@ -655,7 +737,10 @@ impl Store {
         let has_email = self.has_email(route);
         let updated = match route.kind {
             Some("registries") => {
-                let Some(row) = parse_id(id, "sp").and_then(|n| self.registries.iter_mut().find(|r| r.n == n)) else {
+                let env = &route.env;
+                let found =
+                    parse_id(id, "sp").and_then(|n| self.registries.iter_mut().find(|r| r.n == n && r.env == *env));
+                let Some(row) = found else {
                     return generic_error(404);
                 };
                 // serverAddress is create-only: ignored here, as every other non-updatable key.
@@ -668,7 +753,10 @@ impl Store {
                 Resource::Registry(row.clone())
             }
             _ => {
-                let Some(row) = parse_id(id, "c").and_then(|n| self.credentials.iter_mut().find(|c| c.n == n)) else {
+                let env = &route.env;
+                let found =
+                    parse_id(id, "c").and_then(|n| self.credentials.iter_mut().find(|c| c.n == n && c.env == *env));
+                let Some(row) = found else {
                     return generic_error(404);
                 };
                 if has_email {
@@ -698,7 +786,7 @@ impl Store {
 
     /// An action (or DELETE, which is `remove`), checked against the state machine of A.5.6.
     fn act(&mut self, route: &Route, id: &str, action: &str, status: u16) -> Reply {
-        let Some(resource) = self.find(route.kind.unwrap_or_default(), id) else {
+        let Some(resource) = self.find(route.kind.unwrap_or_default(), id, &route.env) else {
             return generic_error(404);
         };
         let state = resource.state().to_string();

@@ -31,6 +31,7 @@ async fn each_configuration_error_names_its_variable_and_exits_2_before_any_netw
         ("RANCHER_PROJECTS", Some("c-abc:p-xyz"), "only for Rancher 2"),
         ("CATTLE_CA_BUNDLE", Some("/dev/null"), "no PEM certificate"),
         ("ECR_HOST_FORMS", Some("standard,ipv6"), "'ipv6' is not a host form"),
+        ("RANCHER_ENVIRONMENTS", Some("all,Default"), "cannot be combined"),
         ("ECR_HOST_FORMS", Some(" , "), "names no host form"),
     ];
     for (variable, value, expected) in cases {

@@ -208,3 +208,82 @@ async fn a_public_source_in_the_file_and_check_config_name_public_ecr_aws() {
     assert!(plan.output.contains("public.ecr.aws (ECR Public, token from us-east-1)"), "{}", plan.output);
     std::fs::remove_file(&file).unwrap();
 }
+
+// Every Rancher 1.x environment from one container.
+
+#[tokio::test]
+async fn every_environment_an_account_key_sees_is_refreshed_and_a_new_one_is_picked_up() {
+    use standins::cattle::CattleConfig;
+    let ecr = ecr().await;
+    let cattle = cattle_with(CattleConfig { account_key: true, ..CattleConfig::default() }).await;
+    let staging = cattle.add_environment("Staging", true);
+    let hidden = cattle.add_environment("Hidden", false);
+    let default_credential = cattle.add_credential(&cattle.add_registry(&host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    let staging_credential =
+        cattle.add_credential(&cattle.add_registry_in(&staging, &host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    let hidden_credential =
+        cattle.add_credential(&cattle.add_registry_in(&hidden, &host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    let mut env = env(&ecr, &format!("{}/v2-beta", cattle.url()));
+    set(&mut env, "RANCHER_ENVIRONMENTS", "all");
+    set(&mut env, "LISTEN_ADDRESS", "127.0.0.1");
+    set(&mut env, "LISTEN_PORT", &free_port().to_string());
+    set(&mut env, "RETRY_DELAY", "200ms");
+    set(&mut env, "RETRY_MAX_DELAY", "1s");
+    // Staging fails for now, which keeps the daemon retrying: a new environment shows at the next refresh.
+    cattle.set_fault(standins::Fault::new(standins::FaultKind::Status(503)).path(&format!("/projects/{staging}/")));
+
+    let daemon = Daemon::start(&env, &[]);
+    wait_until(std::time::Duration::from_secs(10), || {
+        secret_of(&cattle, &default_credential).as_deref() == Some(NEW_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("Default not refreshed:\n{}", daemon.output()));
+    let later = cattle.add_environment("Later", true);
+    let later_credential = cattle.add_credential(&cattle.add_registry_in(&later, &host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    wait_until(std::time::Duration::from_secs(10), || {
+        secret_of(&cattle, &later_credential).as_deref() == Some(NEW_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the environment added later was not picked up:\n{}", daemon.output()));
+    cattle.clear_faults();
+    wait_until(std::time::Duration::from_secs(10), || {
+        secret_of(&cattle, &staging_credential).as_deref() == Some(NEW_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("Staging not refreshed after it recovered:\n{}", daemon.output()));
+
+    assert_eq!(secret_of(&cattle, &hidden_credential).as_deref(), Some(OLD_PASSWORD), "not visible to the key");
+    daemon.wait_for_log(&format!("scope=\"Staging ({staging})\" resource"), std::time::Duration::from_secs(5)).await;
+    let output = daemon.output();
+    let staging_line = output
+        .lines()
+        .find(|l| l.contains("Updated credential") && l.contains(&format!("Staging ({staging})")))
+        .unwrap_or_else(|| panic!("no update line scoped to Staging:\n{output}"));
+    assert!(staging_line.contains(&host(ACCOUNT)), "{staging_line}");
+    assert!(
+        output.lines().any(|l| l.contains("WARN") && l.contains(&format!("Staging ({staging})")) && l.contains("503")),
+        "the failing environment is named in its WARN:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn named_environments_are_refreshed_and_an_unknown_name_is_an_error_naming_it() {
+    use standins::cattle::CattleConfig;
+    let ecr = ecr().await;
+    let cattle = cattle_with(CattleConfig { account_key: true, ..CattleConfig::default() }).await;
+    let staging = cattle.add_environment("Staging", true);
+    let other = cattle.add_environment("Other", true);
+    let staging_credential =
+        cattle.add_credential(&cattle.add_registry_in(&staging, &host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    let other_credential = cattle.add_credential(&cattle.add_registry_in(&other, &host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    let mut env = env(&ecr, &format!("{}/v2-beta", cattle.url()));
+    set(&mut env, "RANCHER_ENVIRONMENTS", "staging,Nowhere");
+
+    let run = run(&env, &["--once"]).await;
+
+    assert_eq!(run.code, Some(1), "a missing environment fails --once:\n{}", run.output);
+    assert_eq!(secret_of(&cattle, &staging_credential).as_deref(), Some(NEW_PASSWORD), "{}", run.output);
+    assert_eq!(secret_of(&cattle, &other_credential).as_deref(), Some(OLD_PASSWORD), "not named");
+    let line = run.output.lines().find(|l| l.contains("ERROR") && l.contains("Nowhere")).expect(&run.output);
+    assert!(line.contains("RANCHER_ENVIRONMENTS"), "{line}");
+}
