@@ -13,10 +13,6 @@ fn posts(cattle: &FakeCattle) -> Vec<standins::cattle::CattleRequest> {
     cattle.requests().into_iter().filter(|r| r.method == "POST").collect()
 }
 
-fn secret_of(cattle: &FakeCattle, credential_id: &str) -> Option<String> {
-    cattle.credentials().into_iter().find(|c| c.id == credential_id).and_then(|c| c.secret_value)
-}
-
 #[tokio::test]
 async fn an_existing_credential_is_updated_in_place() {
     let (ecr, cattle) = (ecr().await, cattle().await);

@@ -1,14 +1,8 @@
 //! Every registry a token opens (issue 13): FIPS and dual-stack hosts of the same account and region take the
 //! token the standard host gets; hosts of other accounts, regions or partitions never do.
 
-use standins::cattle::FakeCattle;
-
 use crate::harness::*;
 use crate::rancher2::{env2, rancher2};
-
-fn secret_of(cattle: &FakeCattle, credential: &str) -> Option<String> {
-    cattle.credentials().into_iter().find(|c| c.id == credential).and_then(|c| c.secret_value)
-}
 
 /// The forms of this account's registry in us-east-1 that Rancher users type, and hosts that must not match.
 fn forms(account: &str) -> [String; 3] {

@@ -33,16 +33,6 @@ fn fast(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
     env
 }
 
-fn secret_of(cattle: &FakeCattle, credential: &str) -> Option<String> {
-    cattle.credentials().into_iter().find(|c| c.id == credential).and_then(|c| c.secret_value)
-}
-
-async fn wait_for_password(daemon: &Daemon, cattle: &FakeCattle, credential: &str, limit: Duration) {
-    wait_until(limit, || secret_of(cattle, credential).as_deref() == Some(NEW_PASSWORD))
-        .await
-        .unwrap_or_else(|_| panic!("the credential was not refreshed within {limit:?}; output:\n{}", daemon.output()));
-}
-
 /// Every PUT the daemon sent carried the fresh password, never anything else.
 fn assert_only_good_puts(cattle: &FakeCattle) {
     for put in cattle.requests().iter().filter(|r| r.method == "PUT") {

@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use base64::Engine as _;
-use standins::cattle::FakeCattle;
 use standins::{Fault, FaultKind};
 
 use crate::harness::*;
@@ -20,16 +19,6 @@ fn long_running(mut env: Vec<(String, String)>) -> (Vec<(String, String)>, u16) 
     set(&mut env, "LISTEN_ADDRESS", "127.0.0.1");
     set(&mut env, "LISTEN_PORT", &port.to_string());
     (env, port)
-}
-
-fn secret_of(cattle: &FakeCattle, credential: &str) -> Option<String> {
-    cattle.credentials().into_iter().find(|c| c.id == credential).and_then(|c| c.secret_value)
-}
-
-async fn wait_for_password(daemon: &Daemon, cattle: &FakeCattle, credential: &str, limit: Duration) {
-    wait_until(limit, || secret_of(cattle, credential).as_deref() == Some(NEW_PASSWORD))
-        .await
-        .unwrap_or_else(|_| panic!("the credential was not refreshed within {limit:?}; output:\n{}", daemon.output()));
 }
 
 // 1. Answers that ignore the filter.

@@ -208,6 +208,18 @@ impl Drop for Daemon {
     }
 }
 
+/// The password a Cattle credential holds now.
+pub fn secret_of(cattle: &FakeCattle, credential: &str) -> Option<String> {
+    cattle.credentials().into_iter().find(|c| c.id == credential).and_then(|c| c.secret_value)
+}
+
+/// Waits until the credential holds [`NEW_PASSWORD`]; panics with the daemon's output after `limit`.
+pub async fn wait_for_password(daemon: &Daemon, cattle: &FakeCattle, credential: &str, limit: Duration) {
+    wait_until(limit, || secret_of(cattle, credential).as_deref() == Some(NEW_PASSWORD))
+        .await
+        .unwrap_or_else(|_| panic!("the credential was not refreshed within {limit:?}; output:\n{}", daemon.output()));
+}
+
 /// Polls `condition` every 20 ms until it holds or `limit` passes.
 pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Result<(), ()> {
     let deadline = tokio::time::Instant::now() + limit;

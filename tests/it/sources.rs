@@ -123,10 +123,6 @@ secret_key = "{SECRET_TWO}"
     )
 }
 
-fn secret_of(cattle: &FakeCattle, credential: &str) -> Option<String> {
-    cattle.credentials().into_iter().find(|c| c.id == credential).and_then(|c| c.secret_value)
-}
-
 #[tokio::test]
 async fn two_roles_in_two_regions_feed_two_targets_each_with_its_own_token() {
     let world = world().await;
