@@ -38,8 +38,6 @@ async fn readiness_follows_the_first_refresh_and_the_credential_expiry() {
     let (ecr, cattle) = (ecr().await, cattle().await);
     let registry = cattle.add_registry(&host(ACCOUNT));
     cattle.add_credential(&registry, "AWS", OLD_PASSWORD);
-    // A token that enters the one-hour readiness margin a few seconds after it is written.
-    ecr.set_expires_at(ACCOUNT, now_secs() + 3600.0 + 4.0);
     // ECR is unreachable at first: the daemon is alive but not ready.
     ecr.set_fault(Fault::new(FaultKind::EcrError { type_name: "ServerException".into(), status: 500 }));
     let port = free_port();
@@ -56,6 +54,9 @@ async fn readiness_follows_the_first_refresh_and_the_credential_expiry() {
     assert!(reason["reason"].as_str().unwrap().contains("no successful refresh"), "{reason}");
     assert!(reason["last_error"].as_str().unwrap().contains("ServerException"), "{reason}");
 
+    // A token that enters the one-hour readiness margin a few seconds after it is written (set only now, so that a
+    // slow machine does not eat the margin while ECR fails).
+    ecr.set_expires_at(ACCOUNT, now_secs() + 3600.0 + 8.0);
     ecr.clear_faults();
     daemon.wait_for_log("Refresh complete", RUN_LIMIT).await;
     let readyz = get(port, "/readyz").await;
@@ -63,7 +64,7 @@ async fn readiness_follows_the_first_refresh_and_the_credential_expiry() {
 
     // Rancher now fails, and the credential written nears its expiry: not ready, with the reason.
     cattle.set_fault(Fault::new(FaultKind::Status(503)));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut readyz = get(port, "/readyz").await;
     while readyz.status == 200 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
