@@ -40,11 +40,12 @@ TARGET_KEYS = {"name", "url", "api", "access_key", "access_key_file", "secret_ke
                "sources", "kubeconfig", "context", "namespaces", "namespace_selector", "exclude_namespaces",
                "secret_name", "service_accounts", "adopt", "rancher_projects"}
 SECRET_FILE_KEYS = {"token", "access_key", "secret_key", "external_id"}
-# The RBAC rules the Kubernetes target may have (issue 11), and nothing else.
+# The RBAC rules the Kubernetes target may have, and nothing else: issue 11's list, plus serviceaccounts
+# list/watch (the daemon watches ServiceAccounts in every namespace; deploy/helm/validate shows the 403 without).
 ALLOWED_RULES = {
     ("", "namespaces"): {"list", "watch"},
     ("", "secrets"): {"get", "create", "patch"},
-    ("", "serviceaccounts"): {"get", "patch"},
+    ("", "serviceaccounts"): {"get", "patch", "list", "watch"},
     ("management.cattle.io", "projects"): {"get"},
 }
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
