@@ -4,6 +4,8 @@ virtualenv (PyYAML, kubernetes-validate, jsonschema) after `helm template` rende
 
 Usage: check_helm.py <repo-root> <k8s-version> <render-dir>
   <render-dir>/<name>.yaml  the rendering of deploy/helm/ci/<name>.yaml
+       check_helm.py --daemon-env <rendering> <work-dir> <ca-pem>
+  prints the container's environment for running the daemon outside the cluster (see daemon_env)
 
 Prints one line per check ("ok" / "FAIL") and exits 1 when any check failed.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
-ROOT = Path(sys.argv[1]).resolve()
+ROOT = Path(sys.argv[1] if sys.argv[1] != "--daemon-env" else ".").resolve()
 K8S_VERSION = sys.argv[2]
 RENDER_DIR = Path(sys.argv[3]).resolve()
 CHART = ROOT / "deploy" / "helm" / "rancher-ecr-credentials"
@@ -413,7 +415,50 @@ def check_render(name, docs, values, version, env_names):
     report(f"{label}: monitoring objects as asked", problems)
 
 
+def daemon_env(render, workdir, ca):
+    """Prints, one NAME=VALUE a line, the environment the rendering gives the daemon's container (the envFrom
+    ConfigMap, env entries; Secret values as placeholders), with every mounted file it names made under workdir
+    (placeholders; a CA bundle is the PEM file ca). For `--check-config` outside the cluster."""
+    workdir = Path(workdir)
+    docs = [d for d in yaml.safe_load_all(Path(render).read_text()) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    configmaps = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d["kind"] == "ConfigMap"}
+    env = {}
+    for ef in c.get("envFrom", []):
+        env.update(configmaps[ef["configMapRef"]["name"]])
+    for e in c.get("env", []):
+        env[e["name"]] = e.get("value", "placeholder-from-a-secret")
+    mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+
+    def local(path):
+        if not any(path.startswith(m + "/") for m in mounts):
+            return path
+        out = workdir / path.lstrip("/")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.exists():
+            out.write_text(Path(ca).read_text() if path == env.get("CATTLE_CA_BUNDLE") else "placeholder\n")
+        return str(out)
+
+    if "CONFIG_FILE" in env:
+        text = next(v["config.toml"] for v in configmaps.values() if "config.toml" in v)
+        for path in set(re.findall(r'_file = "([^"]+)"', text)):
+            text = text.replace(f'"{path}"', f'"{local(path)}"')
+        out = workdir / env["CONFIG_FILE"].lstrip("/")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        env["CONFIG_FILE"] = str(out)
+    for key, value in env.items():
+        if key.endswith("_FILE") and key != "CONFIG_FILE" or key == "CATTLE_CA_BUNDLE":
+            env[key] = local(value)
+    for key, value in env.items():
+        print(f"{key}={value}")
+
+
 def main():
+    if sys.argv[1] == "--daemon-env":
+        daemon_env(*sys.argv[2:5])
+        return 0
     version = cargo_version()
     env_names = daemon_env_names() | AWS_SDK_ENV | KUBERNETES_ENV
     src_has_k8s = "KUBERNETES_NAMESPACES" in daemon_env_names()
