@@ -36,7 +36,7 @@ KUBERNETES_ENV = {"KUBERNETES_NAMESPACES", "KUBERNETES_NAMESPACE_SELECTOR", "KUB
                   "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS"}
 # Keys of the configuration file: README "configuration file", plus the Kubernetes target's (issue 11).
 SOURCE_KEYS = {"name", "region", "registry_ids", "role_arn", "external_id", "external_id_file", "session_name",
-               "session_duration", "endpoint", "addresses"}
+               "session_duration", "endpoint", "addresses", "public"}
 TARGET_KEYS = {"name", "url", "api", "access_key", "access_key_file", "secret_key", "secret_key_file", "token",
                "token_file", "ca_bundle", "insecure_skip_verify", "timeout", "projects", "cluster", "auto_create",
                "sources", "kubeconfig", "context", "namespaces", "namespace_selector", "exclude_namespaces",
