@@ -355,6 +355,9 @@ def check_render(name, docs, values, version, env_names):
     for kind in ("ClusterRole", "Role"):
         for role in by_kind.get(kind, []):
             for rule in role.get("rules", []):
+                if set(rule.get("verbs", [])) & {"get", "patch"} and rule.get("resources") == ["secrets"] \
+                        and not rule.get("resourceNames"):
+                    problems.append(f"{kind} {role['metadata']['name']}: get/patch of every Secret, not by name")
                 for group in rule.get("apiGroups", []):
                     for res in rule.get("resources", []):
                         verbs = set(rule.get("verbs", []))

@@ -197,3 +197,19 @@ volume at <secretsDir>/file, each at <owner>-<name>/<file>.
 {{- end }}
 {{- toToml $doc }}
 {{- end }}
+
+{{/* The names of the Secrets the Kubernetes target writes (JSON list), for the RBAC's resourceNames. */}}
+{{- define "recs.secretNames" -}}
+{{- $v := .Values }}
+{{- $names := list }}
+{{- if eq $v.target.mode "kubernetes" }}
+{{- $names = append $names ($v.target.kubernetes.secretName | default "ecr-credentials") }}
+{{- else if eq $v.target.mode "rancher-project-secrets" }}
+{{- $names = append $names ($v.target.rancherProjectSecrets.secretName | default "ecr-credentials") }}
+{{- else if eq $v.target.mode "file" }}
+{{- range $v.configFile.targets }}
+{{- if eq (toString .api) "kubernetes" }}{{ $names = append $names (.secret_name | default "ecr-credentials") }}{{ end }}
+{{- end }}
+{{- end }}
+{{- toJson (uniq $names) }}
+{{- end }}
