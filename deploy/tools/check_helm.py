@@ -38,7 +38,8 @@ KUBERNETES_ENV = {"KUBERNETES_NAMESPACES", "KUBERNETES_NAMESPACE_SELECTOR", "KUB
 SOURCE_KEYS = {"name", "region", "registry_ids", "role_arn", "external_id", "external_id_file", "session_name",
                "session_duration", "endpoint", "addresses", "public"}
 TARGET_KEYS = {"name", "url", "api", "access_key", "access_key_file", "secret_key", "secret_key_file", "token",
-               "token_file", "ca_bundle", "insecure_skip_verify", "timeout", "projects", "cluster", "auto_create",
+               "token_file", "ca_bundle", "insecure_skip_verify", "timeout", "projects", "cluster", "environments",
+               "auto_create",
                "sources", "kubeconfig", "context", "namespaces", "namespace_selector", "exclude_namespaces",
                "secret_name", "service_accounts", "adopt", "rancher_projects"}
 SECRET_FILE_KEYS = {"token", "access_key", "secret_key", "external_id"}
