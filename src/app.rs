@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::net::TcpListener;
@@ -10,14 +11,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::config::KubeConnection;
 use crate::config::RancherAuth;
 use crate::ecr::{self, Ecr};
+use crate::kubernetes::Kubernetes;
 use crate::plan;
-use crate::rancher::{self, Target, TargetSettings};
+use crate::rancher::{self, Rancher, TargetSettings};
 use crate::redact;
 use crate::refresh::{Refresher, Source};
 use crate::server;
 use crate::status::Status;
+use crate::target::Target;
+use secrecy::ExposeSecret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -74,7 +79,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             cluster: spec.rancher.cluster.clone(),
             environments: spec.rancher.environments.clone(),
         };
-        let target = Target::new(http, spec.rancher.endpoint.clone(), settings);
+        let target = Rancher::new(http, spec.rancher.endpoint.clone(), settings);
         let name = spec.name.clone().unwrap_or_else(|| target.name());
         if tls.insecure_skip_verify {
             warn!(target = %name,
@@ -84,11 +89,22 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             warn!(target = %name,
                 "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication");
         }
-        targets.push((name, target));
+        targets.push((name, Target::Rancher(target), spec.auto_create, spec.sources.clone()));
+    }
+    for spec in &config.plan.kube_targets {
+        let kubernetes = match kube_clients(&spec.kubernetes.connection, spec.kubernetes.target.timeout).await {
+            Ok((client, watch_client)) => {
+                let server = spec.kubernetes.connection.server().to_string();
+                Kubernetes::new(client, watch_client, server, spec.kubernetes.target.clone())
+            }
+            Err(e) => return bad_config(&e),
+        };
+        let name = spec.name.clone().unwrap_or_else(|| kubernetes.name());
+        targets.push((name, Target::Kubernetes(kubernetes), false, spec.sources.clone()));
     }
 
     if config.check_config {
-        let names: Vec<String> = targets.iter().map(|(name, _)| name.clone()).collect();
+        let names: Vec<String> = targets.iter().map(|(name, ..)| name.clone()).collect();
         print!("{}", plan::describe(&config.plan, &regions, &names));
         println!("The configuration is valid.");
         return Exit::Stopped;
@@ -114,18 +130,20 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
         );
         sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone(), config.host_forms.clone())));
     }
-    let names: Vec<String> = targets.iter().map(|(name, _)| name.clone()).collect();
+    let names: Vec<String> = targets.iter().map(|(name, ..)| name.clone()).collect();
     let status = Arc::new(Status::new(&names));
     let refreshers: Vec<Refresher> = targets
         .into_iter()
-        .zip(&config.plan.targets)
-        .map(|((name, rancher), spec)| {
-            info!(target = %name, auto_create = spec.auto_create, sources = spec.sources.len(), "Rancher target");
+        .map(|(name, target, auto_create, chosen)| {
+            match &target {
+                Target::Rancher(_) => info!(target = %name, auto_create, sources = chosen.len(), "Rancher target"),
+                Target::Kubernetes(_) => info!(target = %name, sources = chosen.len(), "Kubernetes target"),
+            }
             Refresher {
                 name,
-                sources: spec.sources.iter().map(|&i| sources[i].clone()).collect(),
-                rancher,
-                auto_create: spec.auto_create,
+                sources: chosen.iter().map(|&i| sources[i].clone()).collect(),
+                target,
+                auto_create,
                 dry_run: config.dry_run,
                 schedule: config.schedule.clone(),
                 backoff: config.backoff.clone(),
@@ -142,7 +160,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             results = all => if results.iter().all(|ok| *ok) { Exit::Stopped } else { Exit::Failed },
         };
         if config.dry_run {
-            info!("Dry run: nothing was changed in Rancher");
+            info!("Dry run: nothing was changed in any target");
         }
         return exit;
     }
@@ -159,13 +177,20 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     };
     info!(address = %config.listen, "Health endpoint listening (/ping, /healthz, /readyz, /metrics)");
     let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(server::serve(listener, status, async move { server_shutdown.cancelled().await }));
+    let server =
+        tokio::spawn(server::serve(listener, status.clone(), async move { server_shutdown.cancelled().await }));
 
     // Each target has its own loop, schedule and backoff; the semaphore bounds how many refresh at once.
     let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
-    join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits))).await;
+    let loops = join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits)));
+    // Kubernetes targets also watch namespaces and ServiceAccounts, to write to new ones at once.
+    let watches = join_all(refreshers.iter().filter_map(|r| match &r.target {
+        Target::Kubernetes(kubernetes) => Some(kubernetes.watch(&r.name, &status, &shutdown)),
+        Target::Rancher(_) => None,
+    }));
+    tokio::join!(loops, watches);
     // The loops end only on shutdown; give the health server a moment to close its connections.
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
     info!("Stopped");
     Exit::Stopped
 }
@@ -191,11 +216,51 @@ fn register_secrets(config: &Config) {
             redact::register(&external_id.expose());
         }
     }
+    for target in &config.plan.kube_targets {
+        if let KubeConnection::Kubeconfig { kubeconfig, .. } = &target.kubernetes.connection {
+            for user in &kubeconfig.0.auth_infos {
+                if let Some(token) = user.auth_info.as_ref().and_then(|a| a.token.as_ref()) {
+                    redact::register(token.expose_secret());
+                }
+            }
+        }
+    }
     for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
         if let Ok(value) = std::env::var(name) {
             redact::register(&value);
         }
     }
+}
+
+/// The Kubernetes clients of a target: one for ordinary calls, bounded by `timeout`, and one for watches,
+/// which the API server holds open for minutes. Makes no call.
+async fn kube_clients(connection: &KubeConnection, timeout: Duration) -> Result<(kube::Client, kube::Client), String> {
+    let mut config = match connection {
+        KubeConnection::Kubeconfig { kubeconfig, files, context, .. } => {
+            let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
+            kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
+                .await
+                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?
+        }
+        KubeConnection::InCluster { .. } => kube::Config::incluster().map_err(|e| {
+            format!("KUBECONFIG: not set, and the pod's ServiceAccount cannot be used: {}", one_line(&e.to_string()))
+        })?,
+    };
+    config.connect_timeout = Some(rancher::CONNECT_TIMEOUT.min(timeout));
+    config.read_timeout = Some(timeout);
+    let client =
+        kube::Client::try_from(config.clone()).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
+    // Watches last up to 290 s (kube's default timeoutSeconds) with no byte in between: only bound them above that.
+    config.read_timeout = Some(WATCH_READ_TIMEOUT);
+    let watch_client =
+        kube::Client::try_from(config).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
+    Ok((client, watch_client))
+}
+
+const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
+
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 fn bad_config(message: &str) -> Exit {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::address::HostForm;
-use crate::plan::{Plan, SourceSpec, TargetSpec};
+use crate::plan::{KubeTargetSpec, Plan, SourceSpec, TargetSpec};
 use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
 use crate::rancher::v3::is_project_id;
 use crate::schedule::{Backoff, Schedule};
@@ -179,6 +179,49 @@ pub struct Cli {
     /// How many Rancher targets are refreshed at the same time (default 4).
     #[arg(long, env = "MAX_CONCURRENT_TARGETS", value_name = "N")]
     pub max_concurrent_targets: Option<String>,
+
+    /// Kubernetes target: comma-separated namespaces to write the pull Secret into, as names or globs (apps,
+    /// team-*, * for all). Setting it (or KUBERNETES_NAMESPACE_SELECTOR) selects the Kubernetes target; with
+    /// CATTLE_URL also set, both targets run.
+    #[arg(long, env = "KUBERNETES_NAMESPACES", value_name = "GLOBS")]
+    pub kubernetes_namespaces: Option<String>,
+
+    /// Kubernetes target: only namespaces with these labels (a label selector, as kubectl get -l takes it).
+    #[arg(long, env = "KUBERNETES_NAMESPACE_SELECTOR", value_name = "SELECTOR")]
+    pub kubernetes_namespace_selector: Option<String>,
+
+    /// Kubernetes target: comma-separated namespaces (names or globs) never written to, e.g. kube-*.
+    #[arg(long, env = "KUBERNETES_EXCLUDE_NAMESPACES", value_name = "GLOBS")]
+    pub kubernetes_exclude_namespaces: Option<String>,
+
+    /// Kubernetes target: name of the Secret written in each namespace (default ecr-credentials).
+    #[arg(long, env = "KUBERNETES_SECRET_NAME", value_name = "NAME")]
+    pub kubernetes_secret_name: Option<String>,
+
+    /// Kubernetes target: comma-separated ServiceAccounts (e.g. default, or * for all) whose imagePullSecrets
+    /// get the Secret, keeping what they already list.
+    #[arg(long, env = "KUBERNETES_SERVICE_ACCOUNTS", value_name = "NAMES")]
+    pub kubernetes_service_accounts: Option<String>,
+
+    /// Kubernetes target: the kubeconfig context to use (default: its current context).
+    #[arg(long, env = "KUBERNETES_CONTEXT", value_name = "NAME")]
+    pub kubernetes_context: Option<String>,
+
+    /// Kubernetes target: take over an existing Secret of that name that this daemon did not write: true or
+    /// false (default false: such a Secret is left alone, with an error naming it).
+    #[arg(long, env = "KUBERNETES_ADOPT_SECRETS", value_name = "BOOL")]
+    pub kubernetes_adopt_secrets: Option<String>,
+
+    /// Rancher 2.12+ project-scoped secrets: comma-separated project ids (c-xxxxx:p-xxxxx); the Secret goes into
+    /// each project's backing namespace on Rancher's local cluster (KUBECONFIG pointing at
+    /// https://<rancher>/k8s/clusters/local) and Rancher copies it into the project's namespaces.
+    #[arg(long, env = "RANCHER_PROJECT_SECRETS", value_name = "IDS")]
+    pub rancher_project_secrets: Option<String>,
+
+    /// Kubernetes target: kubeconfig file(s), colon-separated. Unset: the pod's ServiceAccount inside a
+    /// cluster, else ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG", value_name = "PATHS")]
+    pub kubeconfig: Option<String>,
 
     /// Refresh once and exit: 0 when every ECR registry was brought up to date in Rancher, 1 otherwise.
     #[arg(long)]
@@ -460,13 +503,54 @@ impl Cli {
             ("AUTO_CREATE", self.auto_create.is_some()),
             ("REGISTRY_ADDRESS_MAP", self.registry_address_map.is_some()),
             ("ECR_PUBLIC", self.ecr_public.is_some()),
+            ("KUBERNETES_NAMESPACES", self.kubernetes_namespaces.is_some()),
+            ("KUBERNETES_NAMESPACE_SELECTOR", self.kubernetes_namespace_selector.is_some()),
+            ("KUBERNETES_EXCLUDE_NAMESPACES", self.kubernetes_exclude_namespaces.is_some()),
+            ("KUBERNETES_SECRET_NAME", self.kubernetes_secret_name.is_some()),
+            ("KUBERNETES_SERVICE_ACCOUNTS", self.kubernetes_service_accounts.is_some()),
+            ("KUBERNETES_CONTEXT", self.kubernetes_context.is_some()),
+            ("KUBERNETES_ADOPT_SECRETS", self.kubernetes_adopt_secrets.is_some()),
+            ("RANCHER_PROJECT_SECRETS", self.rancher_project_secrets.is_some()),
         ];
         given.into_iter().filter(|(_, set)| *set).map(|(name, _)| name).collect()
     }
 }
 
-/// The plan of the environment-variable form: one source (the AWS settings) feeding one target (CATTLE_URL).
+/// The plan of the environment-variable form: one source (the AWS settings) feeding one Rancher target
+/// (CATTLE_URL), one Kubernetes target (KUBERNETES_NAMESPACES, KUBERNETES_NAMESPACE_SELECTOR or
+/// RANCHER_PROJECT_SECRETS), or both.
 fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, ConfigError> {
+    let kube = RawKube {
+        kubeconfig: cli.kubeconfig,
+        context: cli.kubernetes_context,
+        namespaces: cli.kubernetes_namespaces,
+        selector: cli.kubernetes_namespace_selector,
+        exclude: cli.kubernetes_exclude_namespaces,
+        secret_name: cli.kubernetes_secret_name,
+        service_accounts: cli.kubernetes_service_accounts,
+        adopt: cli.kubernetes_adopt_secrets,
+        projects: cli.rancher_project_secrets,
+    };
+    let kube_selected =
+        [&kube.namespaces, &kube.selector, &kube.projects].iter().any(|v| non_empty((*v).clone()).is_some());
+    let rancher_selected = non_empty(cli.cattle_url.clone()).is_some() || !kube_selected;
+    if !kube_selected {
+        let given = [
+            ("KUBERNETES_EXCLUDE_NAMESPACES", &kube.exclude),
+            ("KUBERNETES_SECRET_NAME", &kube.secret_name),
+            ("KUBERNETES_SERVICE_ACCOUNTS", &kube.service_accounts),
+            ("KUBERNETES_CONTEXT", &kube.context),
+            ("KUBERNETES_ADOPT_SECRETS", &kube.adopt),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, v)| non_empty((*v).clone()).is_some()) {
+            return Err(invalid(
+                "KUBERNETES_NAMESPACES",
+                format!(
+                    "not set, but {name} is; set KUBERNETES_NAMESPACES, KUBERNETES_NAMESPACE_SELECTOR or RANCHER_PROJECT_SECRETS to select the Kubernetes target"
+                ),
+            ));
+        }
+    }
     let target = RawTarget {
         url: cli.cattle_url,
         api: cli.rancher_api,
@@ -500,7 +584,6 @@ fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, Con
         Some(value) => parse_bool("ECR_PUBLIC", &value)?,
         None => false,
     };
-    let (rancher, auto_create) = target_settings(target, timeout)?;
     let (aws, addresses) = source_settings(source, web_identity)?;
     let mut sources = vec![SourceSpec { name: "default".into(), aws, endpoint: None, addresses, public: false }];
     if public {
@@ -514,7 +597,245 @@ fn env_plan(cli: Cli, web_identity: bool, timeout: Duration) -> Result<Plan, Con
         sources.push(SourceSpec { name: "public".into(), aws, endpoint: None, addresses: Vec::new(), public: true });
     }
     let all: Vec<usize> = (0..sources.len()).collect();
-    Ok(Plan { sources, targets: vec![TargetSpec { name: None, rancher, auto_create, sources: all }] })
+    let mut targets = Vec::new();
+    if rancher_selected {
+        let (rancher, auto_create) = target_settings(target, timeout)?;
+        targets.push(TargetSpec { name: None, rancher, auto_create, sources: all.clone() });
+    }
+    let mut kube_targets = Vec::new();
+    if kube_selected {
+        let kubernetes = kubernetes_settings(kube, timeout)?;
+        kube_targets.push(KubeTargetSpec { name: None, kubernetes, sources: all });
+    }
+    Ok(Plan { sources, targets, kube_targets })
+}
+
+/// The settings of one Kubernetes target as given, not yet checked. Errors name the environment variables.
+#[derive(Debug, Default)]
+pub(crate) struct RawKube {
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+    pub namespaces: Option<String>,
+    pub selector: Option<String>,
+    pub exclude: Option<String>,
+    pub secret_name: Option<String>,
+    pub service_accounts: Option<String>,
+    pub adopt: Option<String>,
+    pub projects: Option<String>,
+}
+
+/// A checked Kubernetes target: how to reach the API server, and what to write there.
+#[derive(Debug)]
+pub struct KubernetesSettings {
+    pub connection: KubeConnection,
+    pub target: crate::kubernetes::Settings,
+}
+
+/// How the daemon reaches a Kubernetes API server.
+#[derive(Debug)]
+pub enum KubeConnection {
+    /// A kubeconfig (read and checked), with the context to use.
+    Kubeconfig { kubeconfig: KubeconfigFile, files: String, context: String, server: String },
+    /// Inside a pod: its ServiceAccount token and CA, and KUBERNETES_SERVICE_HOST.
+    InCluster { server: String },
+}
+
+impl KubeConnection {
+    /// The API server's URL, as the kubeconfig or the pod's environment gives it.
+    pub fn server(&self) -> &str {
+        match self {
+            KubeConnection::Kubeconfig { server, .. } | KubeConnection::InCluster { server } => server,
+        }
+    }
+}
+
+/// A parsed kubeconfig. Its `Debug` hides the content: it holds tokens and keys.
+pub struct KubeconfigFile(pub Box<kube::config::Kubeconfig>);
+
+impl std::fmt::Debug for KubeconfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kubeconfig([redacted])")
+    }
+}
+
+pub const DEFAULT_SECRET_NAME: &str = "ecr-credentials";
+
+/// Checks one Kubernetes target's settings and reads its kubeconfig (no call is made).
+pub(crate) fn kubernetes_settings(raw: RawKube, timeout: Duration) -> Result<KubernetesSettings, ConfigError> {
+    use crate::kubernetes::{Mode, Selection, select};
+    let names =
+        select::parse_globs(&raw.namespaces.unwrap_or_default()).map_err(|p| invalid("KUBERNETES_NAMESPACES", p))?;
+    let selector = non_empty(raw.selector);
+    if let Some(selector) = &selector {
+        select::check_selector(selector).map_err(|p| invalid("KUBERNETES_NAMESPACE_SELECTOR", p))?;
+    }
+    let exclude = select::parse_globs(&raw.exclude.unwrap_or_default())
+        .map_err(|p| invalid("KUBERNETES_EXCLUDE_NAMESPACES", p))?;
+    let projects = parse_project_list("RANCHER_PROJECT_SECRETS", raw.projects.as_deref().unwrap_or(""))?;
+    let secret_name = non_empty(raw.secret_name).unwrap_or_else(|| DEFAULT_SECRET_NAME.to_string());
+    if !select::is_dns_subdomain(&secret_name) {
+        return Err(invalid(
+            "KUBERNETES_SECRET_NAME",
+            format!("'{secret_name}' is not a Secret name (lower-case letters, digits, - and .)"),
+        ));
+    }
+    let mut service_accounts: Vec<String> = Vec::new();
+    for name in raw.service_accounts.as_deref().unwrap_or("").split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name != "*" && !select::is_dns_subdomain(name) {
+            return Err(invalid(
+                "KUBERNETES_SERVICE_ACCOUNTS",
+                format!("'{name}' is not a ServiceAccount name (or * for all)"),
+            ));
+        }
+        if !service_accounts.iter().any(|known| known == name) {
+            service_accounts.push(name.to_string());
+        }
+    }
+    let adopt = match non_empty(raw.adopt) {
+        Some(value) => parse_bool("KUBERNETES_ADOPT_SECRETS", &value)?,
+        None => false,
+    };
+    let mode = match (names.is_empty() && selector.is_none(), projects.is_empty()) {
+        (false, false) => {
+            return Err(invalid(
+                "RANCHER_PROJECT_SECRETS",
+                "set together with KUBERNETES_NAMESPACES or KUBERNETES_NAMESPACE_SELECTOR; a target writes either to namespaces or to Rancher projects",
+            ));
+        }
+        (true, true) => {
+            return Err(invalid(
+                "KUBERNETES_NAMESPACES",
+                "not set; give namespaces (names or globs, * for all), KUBERNETES_NAMESPACE_SELECTOR or RANCHER_PROJECT_SECRETS",
+            ));
+        }
+        (false, true) => Mode::Namespaces(Selection { names, selector, exclude }),
+        (true, false) => {
+            if !exclude.is_empty() {
+                return Err(invalid(
+                    "KUBERNETES_EXCLUDE_NAMESPACES",
+                    "only for namespaces, not with RANCHER_PROJECT_SECRETS",
+                ));
+            }
+            if !service_accounts.is_empty() {
+                return Err(invalid(
+                    "KUBERNETES_SERVICE_ACCOUNTS",
+                    "only for namespaces, not with RANCHER_PROJECT_SECRETS (Rancher copies project-scoped secrets)",
+                ));
+            }
+            Mode::Projects(projects)
+        }
+    };
+    let connection = kube_connection(non_empty(raw.kubeconfig), non_empty(raw.context))?;
+    let target = crate::kubernetes::Settings { mode, secret_name, service_accounts, adopt, timeout };
+    Ok(KubernetesSettings { connection, target })
+}
+
+/// Project ids `c-xxxxx:p-xxxxx`, checked and without duplicates.
+fn parse_project_list(setting: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
+    parse_projects(value).map_err(|e| invalid(setting, e.problem))
+}
+
+/// Reads the kubeconfig (KUBECONFIG, else the pod's ServiceAccount, else ~/.kube/config) and checks the context.
+fn kube_connection(files: Option<String>, context: Option<String>) -> Result<KubeConnection, ConfigError> {
+    let files = match files {
+        Some(files) => files,
+        None => {
+            if let (Some(host), Some(port)) =
+                (env_value("KUBERNETES_SERVICE_HOST"), env_value("KUBERNETES_SERVICE_PORT"))
+            {
+                if context.is_some() {
+                    return Err(invalid(
+                        "KUBERNETES_CONTEXT",
+                        "set, but KUBECONFIG is not: in a pod the daemon uses its ServiceAccount, which has no contexts",
+                    ));
+                }
+                let host = if host.contains(':') { format!("[{host}]") } else { host };
+                return Ok(KubeConnection::InCluster { server: format!("https://{host}:{port}") });
+            }
+            let home = env_value("HOME").map(PathBuf::from);
+            match home.map(|h| h.join(".kube").join("config")).filter(|p| p.exists()) {
+                Some(path) => path.display().to_string(),
+                None => {
+                    return Err(invalid(
+                        "KUBECONFIG",
+                        "not set, not in a pod (no KUBERNETES_SERVICE_HOST), and there is no ~/.kube/config",
+                    ));
+                }
+            }
+        }
+    };
+    let mut merged: Option<kube::config::Kubeconfig> = None;
+    for file in files.split(':').filter(|f| !f.is_empty()) {
+        let config = kube::config::Kubeconfig::read_from(file).map_err(|e| match e {
+            kube::config::KubeconfigError::ReadConfig(io, _) => {
+                invalid("KUBECONFIG", format!("cannot read '{file}': {io}"))
+            }
+            // The parser's message may quote the file, which holds tokens: only say where.
+            _ => {
+                invalid("KUBECONFIG", format!("'{file}' is not a kubeconfig (YAML with clusters, contexts and users)"))
+            }
+        })?;
+        merged = Some(match merged {
+            None => config,
+            Some(known) => known
+                .merge(config)
+                .map_err(|_| invalid("KUBECONFIG", format!("'{file}' cannot be merged with the files before it")))?,
+        });
+    }
+    let kubeconfig = merged.ok_or_else(|| invalid("KUBECONFIG", "names no file"))?;
+    let names: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+    let listed = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    let chosen = match (&context, &kubeconfig.current_context) {
+        (Some(context), _) => {
+            if !names.contains(&context.as_str()) {
+                return Err(invalid(
+                    "KUBERNETES_CONTEXT",
+                    format!("'{context}' is not a context of KUBECONFIG (contexts: {listed})"),
+                ));
+            }
+            context.clone()
+        }
+        (None, Some(current)) if names.contains(&current.as_str()) => current.clone(),
+        (None, Some(current)) => {
+            return Err(invalid(
+                "KUBECONFIG",
+                format!(
+                    "its current-context '{current}' is not one of its contexts ({listed}); set KUBERNETES_CONTEXT"
+                ),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "KUBECONFIG",
+                format!("names no current-context; set KUBERNETES_CONTEXT (contexts: {listed})"),
+            ));
+        }
+    };
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == chosen)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .unwrap_or_default();
+    let server = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .filter(|s| url::Url::parse(s).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http"))
+        .ok_or_else(|| {
+            invalid(
+                "KUBECONFIG",
+                format!("context '{chosen}' names cluster '{cluster_name}', which has no http(s) server URL"),
+            )
+        })?;
+    Ok(KubeConnection::Kubeconfig { kubeconfig: KubeconfigFile(Box::new(kubeconfig)), files, context: chosen, server })
+}
+
+fn env_value(name: &str) -> Option<String> {
+    non_empty(std::env::var(name).ok())
 }
 
 /// The settings of one Rancher target as given (environment, flags or a configuration file), not yet checked.

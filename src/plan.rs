@@ -31,9 +31,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{
-    AwsSettings, ConfigError, RancherAuth, RancherSettings, RawSource, RawTarget, address_override, bounded, invalid,
-    source_settings, target_settings,
+    AwsSettings, ConfigError, KubeConnection, KubernetesSettings, RancherAuth, RancherSettings, RawKube, RawSource,
+    RawTarget, address_override, bounded, invalid, kubernetes_settings, source_settings, target_settings,
 };
+use crate::kubernetes::Mode;
 use crate::rancher::endpoint::Endpoint;
 use crate::secret::Secret;
 
@@ -41,7 +42,20 @@ use crate::secret::Secret;
 #[derive(Debug)]
 pub struct Plan {
     pub sources: Vec<SourceSpec>,
+    /// Rancher targets (1.x or 2.x through Rancher's own APIs).
     pub targets: Vec<TargetSpec>,
+    /// Kubernetes targets (Secrets in namespaces, or Rancher 2.12+ project-scoped secrets).
+    pub kube_targets: Vec<KubeTargetSpec>,
+}
+
+/// One Kubernetes API server, what to write there, and the sources it takes tokens from.
+#[derive(Debug)]
+pub struct KubeTargetSpec {
+    /// The file's name for it; the API server's URL names it otherwise.
+    pub name: Option<String>,
+    pub kubernetes: KubernetesSettings,
+    /// Indexes into [`Plan::sources`].
+    pub sources: Vec<usize>,
 }
 
 /// One way to obtain ECR tokens: a region, with the default credentials or a role assumed on top of them.
@@ -116,6 +130,15 @@ struct TargetFile {
     environments: Option<Spanned<Vec<String>>>,
     auto_create: Option<Spanned<bool>>,
     sources: Option<Spanned<Vec<String>>>,
+    kubeconfig: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+    namespaces: Option<Spanned<Vec<String>>>,
+    namespace_selector: Option<Spanned<String>>,
+    exclude_namespaces: Option<Spanned<Vec<String>>>,
+    secret_name: Option<Spanned<String>>,
+    service_accounts: Option<Spanned<Vec<String>>>,
+    adopt: Option<Spanned<bool>>,
+    rancher_projects: Option<Spanned<Vec<String>>>,
 }
 
 /// The environment variables whose checks the file reuses, and the keys they are in the file.
@@ -136,6 +159,18 @@ const TARGET_KEYS: [(&str, &str); 16] = [
     ("AUTO_CREATE", "auto_create"),
     ("RANCHER_TIMEOUT", "timeout"),
     ("CATTLE_URL", "url"),
+];
+/// The environment variables of a Kubernetes target, and the keys they are in the file.
+const KUBE_KEYS: [(&str, &str); 9] = [
+    ("KUBERNETES_NAMESPACE_SELECTOR", "namespace_selector"),
+    ("KUBERNETES_EXCLUDE_NAMESPACES", "exclude_namespaces"),
+    ("KUBERNETES_SERVICE_ACCOUNTS", "service_accounts"),
+    ("KUBERNETES_ADOPT_SECRETS", "adopt"),
+    ("KUBERNETES_SECRET_NAME", "secret_name"),
+    ("KUBERNETES_NAMESPACES", "namespaces"),
+    ("RANCHER_PROJECT_SECRETS", "rancher_projects"),
+    ("KUBERNETES_CONTEXT", "context"),
+    ("KUBECONFIG", "kubeconfig"),
 ];
 const SOURCE_KEYS: [(&str, &str); 6] = [
     ("AWS_ROLE_SESSION_NAME", "session_name"),
@@ -294,6 +329,8 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
     }
 
     let mut targets: Vec<TargetSpec> = Vec::new();
+    let mut kube_targets: Vec<KubeTargetSpec> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for (i, target) in parsed.target.iter().enumerate() {
         let t = target.get_ref();
         let name = t.name.get_ref().trim().to_string();
@@ -304,14 +341,35 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
                 format!("'{name}' is not a name (letters, digits, - and _)"),
             ));
         }
-        if targets.iter().any(|known| known.name.as_deref() == Some(name.as_str())) {
+        if names.contains(&name) {
             return Err(at.error(
                 &t.name.span(),
                 &format!("target[{i}].name"),
                 format!("'{name}' is used by an earlier target"),
             ));
         }
+        names.push(name.clone());
         let table = format!("target '{name}'");
+        let sources_of = |names: &Option<Spanned<Vec<String>>>| chosen_sources(&at, &table, names, &sources);
+        if t.api.as_ref().is_some_and(|api| api.get_ref().eq_ignore_ascii_case("kubernetes")) {
+            let kubernetes = kube_target(&at, &table, t, timeout)?;
+            kube_targets.push(KubeTargetSpec { name: Some(name), kubernetes, sources: sources_of(&t.sources)? });
+            continue;
+        }
+        let kube_only = [
+            span_of("kubeconfig", &t.kubeconfig),
+            span_of("context", &t.context),
+            span_of("namespaces", &t.namespaces),
+            span_of("namespace_selector", &t.namespace_selector),
+            span_of("exclude_namespaces", &t.exclude_namespaces),
+            span_of("secret_name", &t.secret_name),
+            span_of("service_accounts", &t.service_accounts),
+            span_of("adopt", &t.adopt),
+            span_of("rancher_projects", &t.rancher_projects),
+        ];
+        if let Some((key, span)) = kube_only.into_iter().flatten().next() {
+            return Err(at.error(&span, &format!("{table}.{key}"), "only for api = \"kubernetes\" targets"));
+        }
         if t.url.is_none() {
             return Err(at.error(&target.span(), &format!("{table}.url"), "not set; give the Rancher API endpoint"));
         }
@@ -359,37 +417,100 @@ pub fn from_file(file: &Path, web_identity: bool, timeout: Duration) -> Result<P
         .collect();
         let (rancher, auto_create) =
             target_settings(raw, timeout).map_err(|e| at.relocate(e, &table, &TARGET_KEYS, &spans))?;
-        let chosen = match &t.sources {
-            None => (0..sources.len()).collect(),
-            Some(names) => {
-                let mut chosen = Vec::new();
-                for wanted in names.get_ref() {
-                    match sources.iter().position(|s| &s.name == wanted) {
-                        Some(index) if !chosen.contains(&index) => chosen.push(index),
-                        Some(_) => {}
-                        None => {
-                            let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
-                            return Err(at.error(
-                                &names.span(),
-                                &format!("{table}.sources"),
-                                format!("no source is named '{wanted}' (sources: {})", known.join(", ")),
-                            ));
-                        }
-                    }
-                }
-                if chosen.is_empty() {
-                    return Err(at.error(
-                        &names.span(),
-                        &format!("{table}.sources"),
-                        "is empty; name at least one source",
-                    ));
-                }
-                chosen
-            }
-        };
+        let chosen = sources_of(&t.sources)?;
         targets.push(TargetSpec { name: Some(name), rancher, auto_create, sources: chosen });
     }
-    Ok(Plan { sources, targets })
+    Ok(Plan { sources, targets, kube_targets })
+}
+
+/// The sources a target takes tokens from: the named ones, or all.
+fn chosen_sources(
+    at: &Locator<'_>,
+    table: &str,
+    names: &Option<Spanned<Vec<String>>>,
+    sources: &[SourceSpec],
+) -> Result<Vec<usize>, ConfigError> {
+    let Some(names) = names else { return Ok((0..sources.len()).collect()) };
+    let mut chosen = Vec::new();
+    for wanted in names.get_ref() {
+        match sources.iter().position(|s| &s.name == wanted) {
+            Some(index) if !chosen.contains(&index) => chosen.push(index),
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                return Err(at.error(
+                    &names.span(),
+                    &format!("{table}.sources"),
+                    format!("no source is named '{wanted}' (sources: {})", known.join(", ")),
+                ));
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(at.error(&names.span(), &format!("{table}.sources"), "is empty; name at least one source"));
+    }
+    Ok(chosen)
+}
+
+/// A `[[target]]` with `api = "kubernetes"`: the Kubernetes keys, checked as their environment variables are.
+fn kube_target(
+    at: &Locator<'_>,
+    table: &str,
+    t: &TargetFile,
+    timeout: Duration,
+) -> Result<KubernetesSettings, ConfigError> {
+    let rancher_only = [
+        span_of("url", &t.url),
+        span_of("access_key", &t.access_key),
+        span_of("access_key_file", &t.access_key_file),
+        span_of("secret_key", &t.secret_key),
+        span_of("secret_key_file", &t.secret_key_file),
+        span_of("token", &t.token),
+        span_of("token_file", &t.token_file),
+        span_of("ca_bundle", &t.ca_bundle),
+        span_of("insecure_skip_verify", &t.insecure_skip_verify),
+        span_of("projects", &t.projects),
+        span_of("cluster", &t.cluster),
+        span_of("auto_create", &t.auto_create),
+    ];
+    if let Some((key, span)) = rancher_only.into_iter().flatten().next() {
+        let hint = if key == "projects" { "; project-scoped secrets are rancher_projects" } else { "" };
+        return Err(at.error(&span, &format!("{table}.{key}"), format!("not for api = \"kubernetes\" targets{hint}")));
+    }
+    let timeout = match &t.timeout {
+        Some(value) => {
+            bounded("RANCHER_TIMEOUT", value.get_ref(), Duration::from_millis(100), Duration::from_secs(600))
+                .map_err(|e| at.error(&value.span(), &format!("{table}.timeout"), e.problem))?
+        }
+        None => timeout,
+    };
+    let list = |v: &Option<Spanned<Vec<String>>>| v.as_ref().map(|v| v.get_ref().join(","));
+    let raw = RawKube {
+        kubeconfig: text(&t.kubeconfig),
+        context: text(&t.context),
+        namespaces: list(&t.namespaces),
+        selector: text(&t.namespace_selector),
+        exclude: list(&t.exclude_namespaces),
+        secret_name: text(&t.secret_name),
+        service_accounts: list(&t.service_accounts),
+        adopt: t.adopt.as_ref().map(|b| b.get_ref().to_string()),
+        projects: list(&t.rancher_projects),
+    };
+    let spans: Vec<(&str, Range<usize>)> = [
+        span_of("kubeconfig", &t.kubeconfig),
+        span_of("context", &t.context),
+        span_of("namespaces", &t.namespaces),
+        span_of("namespace_selector", &t.namespace_selector),
+        span_of("exclude_namespaces", &t.exclude_namespaces),
+        span_of("secret_name", &t.secret_name),
+        span_of("service_accounts", &t.service_accounts),
+        span_of("adopt", &t.adopt),
+        span_of("rancher_projects", &t.rancher_projects),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    kubernetes_settings(raw, timeout).map_err(|e| at.relocate(e, table, &KUBE_KEYS, &spans))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -486,6 +607,48 @@ pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> Str
         let names: Vec<&str> = target.sources.iter().map(|&i| plan.sources[i].name.as_str()).collect();
         let _ = writeln!(out, "  sources: {}", names.join(", "));
         let _ = writeln!(out, "  auto create: {}", if target.auto_create { "yes" } else { "no" });
+    }
+    for (target, name) in plan.kube_targets.iter().zip(target_names.iter().skip(plan.targets.len())) {
+        let _ = writeln!(out, "target {name}:");
+        let _ = writeln!(out, "  API: Kubernetes");
+        match &target.kubernetes.connection {
+            KubeConnection::Kubeconfig { files, context, server, .. } => {
+                let _ = writeln!(out, "  kubeconfig: {files} (context {context})");
+                let _ = writeln!(out, "  server: {server}");
+            }
+            KubeConnection::InCluster { server } => {
+                let _ = writeln!(out, "  connection: the pod's ServiceAccount (in-cluster)");
+                let _ = writeln!(out, "  server: {server}");
+            }
+        }
+        let settings = &target.kubernetes.target;
+        match &settings.mode {
+            Mode::Namespaces(selection) => {
+                let names = if selection.names.is_empty() { "all".to_string() } else { selection.names.join(", ") };
+                let _ = writeln!(out, "  mode: a Secret in each selected namespace");
+                let _ = writeln!(out, "  namespaces: {names}");
+                if let Some(selector) = &selection.selector {
+                    let _ = writeln!(out, "  namespace selector: {selector}");
+                }
+                if !selection.exclude.is_empty() {
+                    let _ = writeln!(out, "  excluded namespaces: {}", selection.exclude.join(", "));
+                }
+                if !settings.service_accounts.is_empty() {
+                    let _ = writeln!(out, "  service accounts: {}", settings.service_accounts.join(", "));
+                }
+            }
+            Mode::Projects(projects) => {
+                let _ = writeln!(
+                    out,
+                    "  mode: Rancher project-scoped secrets (Rancher copies them into the projects' namespaces)"
+                );
+                let _ = writeln!(out, "  projects: {}", projects.join(", "));
+            }
+        }
+        let _ = writeln!(out, "  secret name: {}", settings.secret_name);
+        let _ = writeln!(out, "  adopt foreign secrets: {}", if settings.adopt { "yes" } else { "no" });
+        let names: Vec<&str> = target.sources.iter().map(|&i| plan.sources[i].name.as_str()).collect();
+        let _ = writeln!(out, "  sources: {}", names.join(", "));
     }
     out
 }

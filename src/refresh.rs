@@ -13,9 +13,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::address::{self, HostForm};
 use crate::ecr::{Ecr, EcrError, RegistryToken};
-use crate::rancher::{Action, Notice, RancherError, SyncOptions, Target};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
 use crate::status::Status;
+use crate::target::{Action, Notice, SyncOptions, Target, TargetError};
 
 /// How long tokens fetched for one target are reused for another target fed by the same source.
 const REUSE_TOKENS_FOR: Duration = Duration::from_secs(300);
@@ -62,12 +62,12 @@ impl Source {
     }
 }
 
-/// Everything the refresh of one Rancher target needs.
+/// Everything the refresh of one target needs.
 pub struct Refresher {
     /// The target's name in logs, metrics and readiness.
     pub name: String,
     pub sources: Vec<Arc<Source>>,
-    pub rancher: Target,
+    pub target: Target,
     pub auto_create: bool,
     /// Read only: report what would be written.
     pub dry_run: bool,
@@ -89,7 +89,7 @@ pub enum CycleError {
     #[error(transparent)]
     Ecr(#[from] EcrError),
     #[error(transparent)]
-    Rancher(#[from] RancherError),
+    Target(#[from] TargetError),
     #[error("{failed} of {total} credentials could not be brought up to date in Rancher")]
     Partial { failed: usize, total: usize, permanent: bool },
     #[error("{failed} of {total} token sources failed (the others were written): {first}")]
@@ -100,7 +100,7 @@ impl CycleError {
     pub fn is_permanent(&self) -> bool {
         match self {
             CycleError::Ecr(e) => e.is_permanent(),
-            CycleError::Rancher(e) => e.is_permanent(),
+            CycleError::Target(e) => e.is_permanent(),
             CycleError::Partial { permanent, .. } => *permanent,
             CycleError::Sources { first, .. } => first.is_permanent(),
         }
@@ -110,7 +110,7 @@ impl CycleError {
     pub fn kind(&self) -> &'static str {
         match self {
             CycleError::Ecr(e) => e.kind(),
-            CycleError::Rancher(e) => e.kind(),
+            CycleError::Target(e) => e.kind(),
             CycleError::Partial { .. } | CycleError::Sources { .. } => "partial",
         }
     }
@@ -119,7 +119,8 @@ impl CycleError {
     pub fn summary(&self) -> &'static str {
         match self {
             CycleError::Ecr(_) => "Could not get ECR tokens; Rancher left untouched",
-            CycleError::Rancher(_) => "Could not read Rancher's registries",
+            CycleError::Target(TargetError::Rancher(_)) => "Could not read Rancher's registries",
+            CycleError::Target(TargetError::Kubernetes(_)) => "Could not read the Kubernetes API",
             CycleError::Partial { .. } => "Refresh incomplete (each failure is logged above)",
             CycleError::Sources { .. } => "Refresh incomplete: some ECR token sources failed",
         }
@@ -131,7 +132,7 @@ impl CycleError {
             CycleError::Ecr(e) | CycleError::Sources { first: e, .. } if e.is_permanent() => Some(
                 "Could not get ECR tokens; Rancher left untouched. Check the IAM permission ecr:GetAuthorizationToken, the AWS credentials and AWS_ECR_REGISTRY_IDS",
             ),
-            CycleError::Rancher(e) => e.hint(),
+            CycleError::Target(e) => e.hint(),
             _ => None,
         }
     }
@@ -142,26 +143,21 @@ fn when(at: Option<SystemTime>) -> String {
 }
 
 impl Refresher {
-    /// The name of the Rancher target in logs, metrics and readiness.
-    pub fn target(&self) -> String {
-        self.name.clone()
-    }
-
     /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem, and
     /// reports to [`Status`].
     pub async fn refresh_once(&self) -> Result<CycleSuccess, CycleError> {
         let started = tokio::time::Instant::now();
         self.status.refresh_started(&self.name);
         // Rotated key and token files take effect at the next refresh (and at once after a 401 or 403).
-        self.rancher.reload_secrets();
+        self.target.reload_secrets();
         let result = self.cycle().await;
         let took = started.elapsed();
-        let target = self.target();
+        let target = self.name.clone();
         match &result {
             Ok(_) => self.status.refresh_succeeded(&target, took, SystemTime::now()),
             Err(e) => {
                 match e {
-                    CycleError::Rancher(inner) => self.status.error("rancher", inner.kind()),
+                    CycleError::Target(inner) => self.status.error(self.target.api(), inner.kind()),
                     // Counted source by source, or host by host, as they happened.
                     CycleError::Ecr(_) | CycleError::Partial { .. } | CycleError::Sources { .. } => {}
                 }
@@ -176,7 +172,7 @@ impl Refresher {
         match self.refresh_once().await {
             Ok(_) => true,
             Err(e) => {
-                let target = self.target();
+                let target = self.name.clone();
                 match e.hint() {
                     Some(hint) => error!(target = %target, error = %e, kind = e.kind(), "Refresh failed: {hint}"),
                     None => error!(target = %target, error = %e, kind = e.kind(), "Refresh failed: {}", e.summary()),
@@ -214,15 +210,26 @@ impl Refresher {
     }
 
     async fn write_to_rancher(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
-        let target = self.target();
+        let target = self.name.clone();
         let options = SyncOptions { auto_create: self.auto_create, dry_run: self.dry_run };
-        let report = self.rancher.sync(tokens, options).await?;
+        let report = self.target.sync(tokens, options).await?;
         let now = SystemTime::now();
-        for written in &report.written {
-            let expires_at = tokens.iter().find(|t| t.host == written.host).and_then(|t| t.expires_at);
-            if !self.dry_run {
-                self.status.credential_written(&target, &written.key(), expires_at, now);
+        if !self.dry_run {
+            for key in &report.held {
+                let host = key.rsplit('/').next().unwrap_or(key);
+                let expires_at = tokens.iter().find(|t| t.host == host).and_then(|t| t.expires_at);
+                self.status.credential_written(&target, key, expires_at, now);
             }
+            if let Some(places) = &report.places {
+                self.status.places(&target, places);
+            }
+        }
+        for written in &report.written {
+            let expires_at = tokens
+                .iter()
+                .filter(|t| written.host.split(',').any(|h| h == t.host))
+                .filter_map(|t| t.expires_at)
+                .min();
             let message = match (written.action, self.dry_run) {
                 (Action::Updated, false) => "Updated credential",
                 (Action::Created, false) => "Created credential",
@@ -230,6 +237,8 @@ impl Refresher {
                 (Action::Updated, true) => "Dry run: would update credential",
                 (Action::Created, true) => "Dry run: would create credential",
                 (Action::CreatedWithRegistry, true) => "Dry run: would create registry and credential (AUTO_CREATE)",
+                (Action::Linked, false) => "Added the Secret to the ServiceAccount's imagePullSecrets",
+                (Action::Linked, true) => "Dry run: would add the Secret to the ServiceAccount's imagePullSecrets",
             };
             info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref(),
                 resource = %written.resource, expires_at = %when(expires_at), "{message}");
@@ -249,7 +258,7 @@ impl Refresher {
         }
         let mut permanent = false;
         for failure in &report.failures {
-            self.status.error("rancher", failure.error.kind());
+            self.status.error(self.target.api(), failure.error.kind());
             permanent |= failure.error.is_permanent();
             log_rancher_error(&failure.host, &target, failure.scope.as_deref(), &failure.error);
         }
@@ -355,7 +364,7 @@ fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-fn log_rancher_error(host: &str, rancher: &str, scope: Option<&str>, e: &RancherError) {
+fn log_rancher_error(host: &str, rancher: &str, scope: Option<&str>, e: &TargetError) {
     match (e.is_permanent(), e.hint()) {
         (true, Some(hint)) => {
             error!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(), "{hint}")

@@ -56,6 +56,12 @@ struct RegistryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlaceLabels {
+    target: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     source: &'static str,
     kind: &'static str,
@@ -74,6 +80,7 @@ struct Metrics {
     duration: Histogram,
     errors: Family<ErrorLabels, Counter>,
     ready: Gauge,
+    places: Family<PlaceLabels, Gauge>,
 }
 
 /// Where a target's loop is.
@@ -96,6 +103,10 @@ struct TargetState {
     last_error: Option<String>,
     /// Expiry of the newest credential written per ECR host.
     credentials: BTreeMap<String, SystemTime>,
+    /// Kubernetes targets: the namespaces (or projects) that do not hold the current token.
+    missing: Vec<String>,
+    /// Kubernetes targets: how many namespaces (or projects) are selected.
+    places: usize,
 }
 
 struct Inner {
@@ -136,6 +147,7 @@ impl Status {
             duration: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
             errors: Family::default(),
             ready: Gauge::default(),
+            places: Family::default(),
         };
         let mut registry = Registry::with_prefix("rancher_ecr_credentials");
         registry.register("refreshes", "Refreshes by target and result (success, failure)", metrics.refreshes.clone());
@@ -152,6 +164,11 @@ impl Status {
         registry.register("refresh_duration_seconds", "Duration of a refresh of one target", metrics.duration.clone());
         registry.register("errors", "Errors by source (aws, rancher) and kind", metrics.errors.clone());
         registry.register("ready", "1 when every credential is far from expiry, else 0", metrics.ready.clone());
+        registry.register(
+            "places",
+            "Kubernetes targets: namespaces (or Rancher projects) by state (current: holds the current token, missing)",
+            metrics.places.clone(),
+        );
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info.get_or_create(&BuildLabels { version: VERSION, commit: COMMIT }).set(1);
         registry.register("build_info", "Version and git commit of this build", build_info);
@@ -186,6 +203,45 @@ impl Status {
             .token_expiry
             .get_or_create(&RegistryLabels { target: target.to_string(), registry: registry.to_string() })
             .set(seconds(expires_at));
+    }
+
+    /// Records which places of a Kubernetes target lack the current token (all of them: from a full sync).
+    pub fn places(&self, target: &str, places: &crate::target::Places) {
+        let mut inner = self.lock();
+        let state = inner.targets.entry(target.to_string()).or_default();
+        state.missing = places.missing.clone();
+        state.places = places.total;
+        self.set_place_gauges(target, state);
+    }
+
+    /// Records that one place of a Kubernetes target now holds the current token (`current`) or failed to,
+    /// between two full syncs (a namespace created while the daemon runs). `new`: not counted before.
+    pub fn place_changed(&self, target: &str, place: &str, current: bool, new: bool) {
+        let mut inner = self.lock();
+        let state = inner.targets.entry(target.to_string()).or_default();
+        if new {
+            state.places += 1;
+        }
+        state.missing.retain(|p| p != place);
+        if !current {
+            state.missing.push(place.to_string());
+        }
+        self.set_place_gauges(target, state);
+    }
+
+    /// A place of a Kubernetes target is gone (a deleted namespace).
+    pub fn place_removed(&self, target: &str, place: &str) {
+        let mut inner = self.lock();
+        let state = inner.targets.entry(target.to_string()).or_default();
+        state.places = state.places.saturating_sub(1);
+        state.missing.retain(|p| p != place);
+        self.set_place_gauges(target, state);
+    }
+
+    fn set_place_gauges(&self, target: &str, state: &TargetState) {
+        let gauge = |state| self.metrics.places.get_or_create(&PlaceLabels { target: target.to_string(), state });
+        gauge("current").set(state.places.saturating_sub(state.missing.len()) as i64);
+        gauge("missing").set(state.missing.len() as i64);
     }
 
     pub fn refresh_succeeded(&self, target: &str, took: Duration, now: SystemTime) {
@@ -242,6 +298,11 @@ impl Status {
             let not_ready = |reason: String| NotReady { ready: false, reason, last_error: state.last_error.clone() };
             if state.last_success.is_none() {
                 return Err(not_ready(format!("{target}: no successful refresh yet")));
+            }
+            if let Some(first) = state.missing.first() {
+                let count = state.missing.len();
+                let more = if count > 1 { format!(" and {} more", count - 1) } else { String::new() };
+                return Err(not_ready(format!("{target}: {first}{more} lack a Secret with the current token")));
             }
             for (registry, expires_at) in &state.credentials {
                 let left = expires_at.duration_since(now).unwrap_or(Duration::ZERO);

@@ -232,14 +232,16 @@ impl Cattle {
                     }
                     match self.create_all(address, token).await {
                         Ok(written) => report.written.push(written),
-                        Err(error) => report.failures.push(Failure { host: token.host.clone(), scope: None, error }),
+                        Err(error) => {
+                            report.failures.push(Failure { host: token.host.clone(), scope: None, error: error.into() })
+                        }
                     }
                 }
                 continue;
             }
             for registry in registries {
                 if let Err(error) = self.refresh_registry(registry, token, options.dry_run, &mut report).await {
-                    report.failures.push(Failure { host: token.host.clone(), scope: None, error });
+                    report.failures.push(Failure { host: token.host.clone(), scope: None, error: error.into() });
                 }
             }
         }
@@ -379,7 +381,11 @@ impl Environments {
                             };
                             for token in tokens {
                                 let scope = Some(wanted.clone());
-                                report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone() });
+                                report.failures.push(Failure {
+                                    host: token.host.clone(),
+                                    scope,
+                                    error: error.clone().into(),
+                                });
                             }
                         }
                     }
@@ -406,7 +412,7 @@ impl Environments {
                 Err(error) => {
                     for token in tokens {
                         let scope = Some(scope.clone());
-                        report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone() });
+                        report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone().into() });
                     }
                 }
             }

@@ -23,8 +23,10 @@ use serde::de::DeserializeOwned;
 use session::{Auth, Session};
 use url::Url;
 
+pub use crate::target::{Action, Failure, Notice, SyncOptions, SyncReport, Written};
+
 /// One place in Rancher that credentials are written to, through whichever API it speaks.
-pub enum Target {
+pub enum Rancher {
     Cattle(cattle::Cattle),
     /// Rancher 1.x environments listed with an account key (`RANCHER_ENVIRONMENTS`).
     Environments(cattle::Environments),
@@ -33,21 +35,12 @@ pub enum Target {
     Probe(Probe),
 }
 
-/// What a bare URL needs to become a [`Target`] once its API is known.
+/// What a bare URL needs to become a [`Rancher`] once its API is known.
 pub struct Probe {
     http: reqwest::Client,
     root: Url,
     settings: TargetSettings,
-    resolved: tokio::sync::OnceCell<Box<Target>>,
-}
-
-/// How a sync may change Rancher.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SyncOptions {
-    /// Create what is missing (a registry, a credential) instead of reporting it.
-    pub auto_create: bool,
-    /// Read only: report what would be written, send no PUT or POST.
-    pub dry_run: bool,
+    resolved: tokio::sync::OnceCell<Box<Rancher>>,
 }
 
 /// The parts of the Rancher settings that shape a target.
@@ -58,15 +51,15 @@ pub struct TargetSettings {
     pub environments: Option<Environments>,
 }
 
-impl Target {
+impl Rancher {
     /// Builds the target for a configured endpoint.
-    pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: TargetSettings) -> Target {
+    pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: TargetSettings) -> Rancher {
         match endpoint {
             Endpoint::Cattle(endpoint) => {
                 let session = Session::new(http, cattle_auth(&settings.auth));
                 match settings.environments {
-                    Some(selection) => Target::Environments(cattle::Environments::new(session, endpoint, selection)),
-                    None => Target::Cattle(cattle::Cattle::new(session, endpoint)),
+                    Some(selection) => Rancher::Environments(cattle::Environments::new(session, endpoint, selection)),
+                    None => Rancher::Cattle(cattle::Cattle::new(session, endpoint)),
                 }
             }
             Endpoint::V3 { base, project } => {
@@ -75,10 +68,10 @@ impl Target {
                     None if !settings.projects.is_empty() => v3::Scope::Projects(settings.projects),
                     None => v3::Scope::All { cluster: settings.cluster },
                 };
-                Target::V3(v3::V3::new(Session::new(http, v3_auth(&settings.auth)), base, scope))
+                Rancher::V3(v3::V3::new(Session::new(http, v3_auth(&settings.auth)), base, scope))
             }
             Endpoint::Unversioned { root } => {
-                Target::Probe(Probe { http, root, settings, resolved: tokio::sync::OnceCell::new() })
+                Rancher::Probe(Probe { http, root, settings, resolved: tokio::sync::OnceCell::new() })
             }
         }
     }
@@ -86,20 +79,20 @@ impl Target {
     /// The name of the target in logs, metrics and readiness: its API URL (and scope).
     pub fn name(&self) -> String {
         match self {
-            Target::Cattle(cattle) => cattle.endpoint().to_string(),
-            Target::Environments(environments) => environments.name(),
-            Target::V3(v3) => v3.name(),
-            Target::Probe(probe) => probe.root.to_string(),
+            Rancher::Cattle(cattle) => cattle.endpoint().to_string(),
+            Rancher::Environments(environments) => environments.name(),
+            Rancher::V3(v3) => v3.name(),
+            Rancher::Probe(probe) => probe.root.to_string(),
         }
     }
 
     /// Reads the key and token files again (rotated secrets); true when anything changed.
     pub fn reload_secrets(&self) -> bool {
         match self {
-            Target::Cattle(cattle) => cattle.reload_secrets(),
-            Target::Environments(environments) => environments.reload_secrets(),
-            Target::V3(v3) => v3.reload_secrets(),
-            Target::Probe(probe) => match probe.resolved.get() {
+            Rancher::Cattle(cattle) => cattle.reload_secrets(),
+            Rancher::Environments(environments) => environments.reload_secrets(),
+            Rancher::V3(v3) => v3.reload_secrets(),
+            Rancher::Probe(probe) => match probe.resolved.get() {
                 Some(target) => target.reload_secrets(),
                 None => match &probe.settings.auth {
                     RancherAuth::None => false,
@@ -118,10 +111,10 @@ impl Target {
     /// write).
     pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
         match self {
-            Target::Cattle(cattle) => cattle.sync(tokens, options).await,
-            Target::Environments(environments) => environments.sync(tokens, options).await,
-            Target::V3(v3) => v3.sync(tokens, options).await,
-            Target::Probe(probe) => {
+            Rancher::Cattle(cattle) => cattle.sync(tokens, options).await,
+            Rancher::Environments(environments) => environments.sync(tokens, options).await,
+            Rancher::V3(v3) => v3.sync(tokens, options).await,
+            Rancher::Probe(probe) => {
                 let target = probe.resolved.get_or_try_init(|| probe.resolve()).await?;
                 Box::pin(target.sync(tokens, options)).await
             }
@@ -132,7 +125,7 @@ impl Target {
 impl Probe {
     /// Asks `<root>/v3`, without credentials: Cattle answers every request with an `X-API-Schemas` header
     /// naming its own version (or 404s), Rancher 2 names `/v3` or answers 200/401.
-    async fn resolve(&self) -> Result<Box<Target>, RancherError> {
+    async fn resolve(&self) -> Result<Box<Rancher>, RancherError> {
         let url = endpoint::under(&self.root, "v3");
         let request = self.http.get(url.clone()).header(reqwest::header::ACCEPT, "application/json");
         let method = Method::GET;
@@ -164,7 +157,7 @@ impl Probe {
             cluster: self.settings.cluster.clone(),
             environments: self.settings.environments.clone(),
         };
-        Ok(Box::new(Target::new(self.http.clone(), endpoint, settings)))
+        Ok(Box::new(Rancher::new(self.http.clone(), endpoint, settings)))
     }
 }
 
@@ -187,66 +180,6 @@ fn v3_auth(auth: &RancherAuth) -> Auth {
             Auth::BearerPair { access_key: keys.access_key.clone(), secret_key: keys.secret_key.clone() }
         }
         RancherAuth::Token(token) => Auth::Token { token: token.clone(), basic_when_paired: false },
-    }
-}
-
-/// What one sync of one target did: every credential written, every notice, every failure.
-#[derive(Debug, Default)]
-pub struct SyncReport {
-    pub written: Vec<Written>,
-    pub notices: Vec<Notice>,
-    pub failures: Vec<Failure>,
-}
-
-/// A credential that now holds the new password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The ECR host.
-    pub host: String,
-    /// Where in the target, when a target spans several places (a Rancher 2 project).
-    pub scope: Option<String>,
-    /// The resource written, for logs: e.g. `registry 1sp3 credential 1c12`.
-    pub resource: String,
-    pub action: Action,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Updated,
-    Created,
-    /// The registry did not exist; AUTO_CREATE created it with its credential.
-    CreatedWithRegistry,
-}
-
-/// Something a person may want to know that did not fail the sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// No registry or credential names this host, and AUTO_CREATE is off.
-    NoRegistry { host: String, scope: Option<String> },
-    /// Every credential of this registry is deactivated: someone switched them off on purpose.
-    OnlyInactive { host: String, resource: String },
-    /// A registry address that is not a host name; skipped.
-    MalformedAddress { resource: String, address: String },
-    /// Rancher's answer held an item that was not asked for (another registry's credential, another project's
-    /// credential); it is never written.
-    NotAskedFor { resource: String, reason: String },
-}
-
-/// A host that could not be brought up to date.
-#[derive(Debug)]
-pub struct Failure {
-    pub host: String,
-    pub scope: Option<String>,
-    pub error: RancherError,
-}
-
-impl Written {
-    /// The key under which readiness and metrics track this credential.
-    pub fn key(&self) -> String {
-        match &self.scope {
-            Some(scope) => format!("{scope}/{}", self.host),
-            None => self.host.clone(),
-        }
     }
 }
 

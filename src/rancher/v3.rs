@@ -211,7 +211,7 @@ impl V3 {
                     report.failures.push(Failure {
                         host: token.host.clone(),
                         scope: Some(project.clone()),
-                        error: error.clone(),
+                        error: error.clone().into(),
                     });
                 }
             }
@@ -254,7 +254,8 @@ impl V3 {
                                  Keep each ECR registry in a credential of its own",
                                 others.join(", ")
                             ),
-                        },
+                        }
+                        .into(),
                     });
                     continue;
                 }
@@ -279,7 +280,7 @@ impl V3 {
                     Err(error) => report.failures.push(Failure {
                         host: first.host.clone(),
                         scope: Some(project.to_string()),
-                        error,
+                        error: error.into(),
                     }),
                 }
             }
@@ -305,9 +306,11 @@ impl V3 {
                     resource: format!("dockerCredential {id}"),
                     action: Action::Created,
                 }),
-                Err(error) => {
-                    report.failures.push(Failure { host: token.host.clone(), scope: Some(project.to_string()), error })
-                }
+                Err(error) => report.failures.push(Failure {
+                    host: token.host.clone(),
+                    scope: Some(project.to_string()),
+                    error: error.into(),
+                }),
             }
         }
         Ok(())
