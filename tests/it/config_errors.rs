@@ -1,5 +1,7 @@
 //! Bad settings: one line naming the variable, exit code 2, and not a single request to AWS or Rancher.
 
+use std::time::Duration;
+
 use crate::harness::*;
 
 #[tokio::test]
@@ -112,4 +114,101 @@ async fn help_explains_every_setting() {
     ] {
         assert!(run.output.contains(variable), "--help does not mention {variable}:\n{}", run.output);
     }
+}
+
+/// A kubeconfig whose server is a listener of ours that counts connections: no call may reach it.
+fn kubeconfig_file(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: kube-token-must-never-show\ncontexts:\n- name: main\n  context:\n    cluster: c\n    user: u\ncurrent-context: main\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn each_kubernetes_configuration_error_names_its_setting_and_calls_nothing() {
+    let ecr = ecr().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let dir = std::env::temp_dir().join(format!("recs-kube-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = kubeconfig_file(&dir, &server);
+    let broken = dir.join("broken");
+    std::fs::write(&broken, "clusters: [this is: not: yaml\n  token: kube-token-must-never-show\n").unwrap();
+    let mut good = env(&ecr, "unused");
+    unset(&mut good, "CATTLE_URL");
+    set(&mut good, "KUBECONFIG", kubeconfig.to_str().unwrap());
+    set(&mut good, "KUBERNETES_NAMESPACES", "apps,team-*");
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("KUBECONFIG", "/nonexistent/kubeconfig", "cannot read"),
+        ("KUBECONFIG", broken.to_str().unwrap(), "not a kubeconfig"),
+        ("KUBERNETES_CONTEXT", "elsewhere", "not a context"),
+        ("KUBERNETES_NAMESPACES", "Team_A", "not a namespace name or glob"),
+        ("KUBERNETES_EXCLUDE_NAMESPACES", "kube/system", "not a namespace name or glob"),
+        ("KUBERNETES_NAMESPACE_SELECTOR", "tier in gold", "not a label selector"),
+        ("KUBERNETES_SECRET_NAME", "Ecr_Pull", "not a Secret name"),
+        ("KUBERNETES_SERVICE_ACCOUNTS", "default,Build Bot", "not a ServiceAccount name"),
+        ("KUBERNETES_ADOPT_SECRETS", "perhaps", "not a boolean"),
+        ("RANCHER_PROJECT_SECRETS", "c-abc:p-xyz", "either to namespaces or to Rancher projects"),
+    ];
+    for (variable, value, expected) in cases {
+        let mut case = good.clone();
+        set(&mut case, variable, value);
+        let out = run(&case, &["--once"]).await;
+        assert_eq!(out.code, Some(2), "{variable}={value}: {}", out.output);
+        let lines: Vec<&str> = out.output.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{variable}={value}: one line, got:\n{}", out.output);
+        assert!(lines[0].contains(variable) && lines[0].contains(expected), "{variable}: {}", lines[0]);
+        assert!(!out.output.contains("kube-token-must-never-show"), "{}", out.output);
+    }
+    let mut projects = good.clone();
+    unset(&mut projects, "KUBERNETES_NAMESPACES");
+    set(&mut projects, "RANCHER_PROJECT_SECRETS", "p-xyz");
+    let bad_id = run(&projects, &["--once"]).await;
+    assert_eq!(bad_id.code, Some(2), "{}", bad_id.output);
+    assert!(
+        bad_id.output.contains("RANCHER_PROJECT_SECRETS") && bad_id.output.contains("not a project id"),
+        "{}",
+        bad_id.output
+    );
+
+    // The file: both modes in one target, and a Rancher key in a Kubernetes target.
+    let file = dir.join("recs.toml");
+    let kube = kubeconfig.display();
+    for (table, expected) in [
+        (
+            format!("namespaces = [\"apps\"]\nrancher_projects = [\"c-a:p-b\"]\nkubeconfig = \"{kube}\""),
+            "target 'k8s'.rancher_projects",
+        ),
+        (format!("namespaces = [\"apps\"]\nurl = \"https://rancher/v3\"\nkubeconfig = \"{kube}\""), "target 'k8s'.url"),
+        (format!("namespaces = [\"apps\"]\ncontext = \"nope\"\nkubeconfig = \"{kube}\""), "target 'k8s'.context"),
+    ] {
+        std::fs::write(&file, format!("[[source]]\nname = \"s\"\nregion = \"us-east-1\"\n\n[[target]]\nname = \"k8s\"\napi = \"kubernetes\"\n{table}\n"))
+            .unwrap();
+        let mut file_env = env(&ecr, "unused");
+        unset(&mut file_env, "CATTLE_URL");
+        set(&mut file_env, "CONFIG_FILE", file.to_str().unwrap());
+        let bad = run(&file_env, &["--once"]).await;
+        assert_eq!(bad.code, Some(2), "{table}: {}", bad.output);
+        assert!(bad.output.contains(expected), "{expected}: {}", bad.output);
+    }
+
+    // --check-config shows the plan, without the token, and calls nothing.
+    let plan = run(&good, &["--check-config"]).await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    for needle in
+        ["API: Kubernetes", "context main", &server, "namespaces: apps, team-*", "secret name: ecr-credentials"]
+    {
+        assert!(plan.output.contains(needle), "{needle}: {}", plan.output);
+    }
+    assert!(!plan.output.contains("kube-token-must-never-show"), "{}", plan.output);
+
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "no connection to the API server");
+    assert!(ecr.requests().is_empty(), "no request to ECR: {:?}", ecr.requests());
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -8,6 +8,7 @@ mod daemon;
 mod faults;
 mod hardening;
 mod harness;
+mod kubernetes;
 mod observability;
 mod rancher2;
 mod secrets;
