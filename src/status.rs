@@ -214,30 +214,6 @@ impl Status {
         self.set_place_gauges(target, state);
     }
 
-    /// Records that one place of a Kubernetes target now holds the current token (`current`) or failed to,
-    /// between two full syncs (a namespace created while the daemon runs). `new`: not counted before.
-    pub fn place_changed(&self, target: &str, place: &str, current: bool, new: bool) {
-        let mut inner = self.lock();
-        let state = inner.targets.entry(target.to_string()).or_default();
-        if new {
-            state.places += 1;
-        }
-        state.missing.retain(|p| p != place);
-        if !current {
-            state.missing.push(place.to_string());
-        }
-        self.set_place_gauges(target, state);
-    }
-
-    /// A place of a Kubernetes target is gone (a deleted namespace).
-    pub fn place_removed(&self, target: &str, place: &str) {
-        let mut inner = self.lock();
-        let state = inner.targets.entry(target.to_string()).or_default();
-        state.places = state.places.saturating_sub(1);
-        state.missing.retain(|p| p != place);
-        self.set_place_gauges(target, state);
-    }
-
     fn set_place_gauges(&self, target: &str, state: &TargetState) {
         let gauge = |state| self.metrics.places.get_or_create(&PlaceLabels { target: target.to_string(), state });
         gauge("current").set(state.places.saturating_sub(state.missing.len()) as i64);

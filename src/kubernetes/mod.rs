@@ -83,8 +83,18 @@ struct State {
     generation: u64,
     /// Namespace → the generation it was last brought up to date at (or failed at).
     seen: HashMap<String, (u64, bool)>,
-    /// The namespaces counted in the status' places.
+    /// The namespaces (or projects) selected, as far as the last sync and the watch know.
     counted: BTreeSet<String>,
+    /// A full sync is running: the watch leaves namespaces to it, and catches up when it ends.
+    syncing: bool,
+}
+
+impl State {
+    /// The places and those that do not hold the current token.
+    fn places(&self) -> Places {
+        let current = |place: &String| self.seen.get(place).is_some_and(|(g, ok)| *g == self.generation && *ok);
+        Places { total: self.counted.len(), missing: self.counted.iter().filter(|p| !current(p)).cloned().collect() }
+    }
 }
 
 /// The outcome of one namespace or project.
@@ -133,7 +143,53 @@ impl Kubernetes {
     /// only a failed listing of namespaces fails the whole sync.
     pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, KubernetesError> {
         let (desired, generation) = self.set_desired(tokens);
-        let outcomes: Vec<PlaceOutcome> = match &self.settings.mode {
+        if !options.dry_run {
+            self.state().syncing = true;
+        }
+        let outcomes = self.sync_places(&desired, options).await;
+        if !options.dry_run {
+            self.state().syncing = false;
+        }
+        let outcomes = outcomes?;
+
+        let mut report = SyncReport::default();
+        let mut places = Places { total: outcomes.len(), missing: Vec::new() };
+        if !options.dry_run {
+            let mut state = self.state();
+            state.counted = outcomes.iter().map(|o| o.place.clone()).collect();
+            for outcome in &outcomes {
+                state.seen.insert(outcome.place.clone(), (generation, outcome.error.is_none()));
+            }
+        }
+        for outcome in outcomes {
+            report.written.extend(outcome.written);
+            if let Some(error) = outcome.error {
+                places.missing.push(outcome.place.clone());
+                report.failures.push(Failure {
+                    host: desired.hosts(),
+                    scope: Some(outcome.place),
+                    error: error.into(),
+                });
+            }
+        }
+        places.missing.sort();
+        if places.missing.len() < places.total || places.total == 0 {
+            report.held = desired.host_list();
+        }
+        report.places = Some(places);
+        if !options.dry_run {
+            self.synced.notify_one();
+        }
+        Ok(report)
+    }
+
+    /// Every selected namespace (or project), each with what was written or what failed.
+    async fn sync_places(
+        &self,
+        desired: &Arc<Desired>,
+        options: SyncOptions,
+    ) -> Result<Vec<PlaceOutcome>, KubernetesError> {
+        Ok(match &self.settings.mode {
             Mode::Namespaces(selection) => {
                 let namespaces = self.list_namespaces(selection).await?;
                 stream::iter(namespaces)
@@ -159,41 +215,7 @@ impl Kubernetes {
                 }
                 outcomes
             }
-        };
-
-        let mut report = SyncReport::default();
-        let mut places = Places { total: outcomes.len(), missing: Vec::new() };
-        {
-            let mut state = self.state();
-            if !options.dry_run {
-                state.counted = outcomes.iter().map(|o| o.place.clone()).collect();
-            }
-            for outcome in &outcomes {
-                if !options.dry_run {
-                    state.seen.insert(outcome.place.clone(), (generation, outcome.error.is_none()));
-                }
-            }
-        }
-        for outcome in outcomes {
-            report.written.extend(outcome.written);
-            if let Some(error) = outcome.error {
-                places.missing.push(outcome.place.clone());
-                report.failures.push(Failure {
-                    host: desired.hosts(),
-                    scope: Some(outcome.place),
-                    error: error.into(),
-                });
-            }
-        }
-        places.missing.sort();
-        if places.missing.len() < places.total || places.total == 0 {
-            report.held = desired.host_list();
-        }
-        report.places = Some(places);
-        if !options.dry_run {
-            self.synced.notify_one();
-        }
-        Ok(report)
+        })
     }
 
     async fn list_namespaces(&self, selection: &Selection) -> Result<Vec<String>, KubernetesError> {
@@ -469,18 +491,22 @@ impl Kubernetes {
         let (desired, generation, new) = {
             let state = self.state();
             let Some(desired) = state.desired.clone() else { return };
-            if state.seen.get(namespace).is_some_and(|(g, _)| *g == state.generation) {
+            if state.syncing || state.seen.get(namespace).is_some_and(|(g, _)| *g == state.generation) {
                 return;
             }
             (desired, state.generation, !state.counted.contains(namespace))
         };
         let (written, error) = self.ensure_namespace(namespace, &desired, SyncOptions::default()).await;
-        {
+        let places = {
             let mut state = self.state();
             state.seen.insert(namespace.to_string(), (generation, error.is_none()));
             state.counted.insert(namespace.to_string());
+            state.places()
+        };
+        status.places(target, &places);
+        if new {
+            debug!(target = %target, namespace, "New namespace");
         }
-        status.place_changed(target, namespace, error.is_none(), new);
         for w in &written {
             log_written(target, w, &desired);
         }
@@ -491,11 +517,15 @@ impl Kubernetes {
     }
 
     fn forget(&self, target: &str, status: &Status, namespace: &str) {
-        let mut state = self.state();
-        state.seen.remove(namespace);
-        if state.counted.remove(namespace) {
-            status.place_removed(target, namespace);
-        }
+        let places = {
+            let mut state = self.state();
+            state.seen.remove(namespace);
+            if !state.counted.remove(namespace) {
+                return;
+            }
+            state.places()
+        };
+        status.places(target, &places);
     }
 
     /// A ServiceAccount seen by the watch: links the Secret when its namespace holds it and it is one of ours.
