@@ -240,8 +240,13 @@ impl Refresher {
                 (Action::Linked, false) => "Added the Secret to the ServiceAccount's imagePullSecrets",
                 (Action::Linked, true) => "Dry run: would add the Secret to the ServiceAccount's imagePullSecrets",
             };
-            info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref(),
-                resource = %written.resource, expires_at = %when(expires_at), "{message}");
+            match &self.target {
+                Target::Rancher(_) => info!(registry = %written.host, rancher = %target,
+                    scope = written.scope.as_deref(), resource = %written.resource,
+                    expires_at = %when(expires_at), "{message}"),
+                Target::Kubernetes(_) => info!(registry = %written.host, target = %target,
+                    resource = %written.resource, expires_at = %when(expires_at), "{message}"),
+            }
         }
         for notice in &report.notices {
             match notice {
@@ -260,7 +265,7 @@ impl Refresher {
         for failure in &report.failures {
             self.status.error(self.target.api(), failure.error.kind());
             permanent |= failure.error.is_permanent();
-            log_rancher_error(&failure.host, &target, failure.scope.as_deref(), &failure.error);
+            log_target_error(&failure.host, failure.scope.as_deref(), &target, &failure.error);
         }
         if !report.failures.is_empty() {
             let total = report.failures.len() + report.written.len();
@@ -364,7 +369,21 @@ fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-fn log_rancher_error(host: &str, rancher: &str, scope: Option<&str>, e: &TargetError) {
+fn log_target_error(host: &str, scope: Option<&str>, target: &str, e: &TargetError) {
+    if let TargetError::Kubernetes(_) = e {
+        // The error names the namespace, the verb and the resource; the hosts are all of the target's.
+        let namespace = scope.unwrap_or_default();
+        return match (e.is_permanent(), e.hint()) {
+            (true, Some(hint)) => error!(target = %target, namespace, error = %e, kind = e.kind(), "{hint}"),
+            (true, None) => {
+                error!(target = %target, namespace, error = %e, kind = e.kind(), "Could not write the Secret")
+            }
+            (false, _) => {
+                warn!(target = %target, namespace, error = %e, kind = e.kind(), "Could not write the Secret; will retry")
+            }
+        };
+    }
+    let rancher = target;
     match (e.is_permanent(), e.hint()) {
         (true, Some(hint)) => {
             error!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(), "{hint}")

@@ -207,7 +207,7 @@ impl Kubernetes {
             Mode::Projects(projects) => {
                 let mut outcomes = Vec::new();
                 for project in projects {
-                    let (written, error) = match self.ensure_project(project, &desired, options).await {
+                    let (written, error) = match self.ensure_project(project, desired, options).await {
                         Ok(written) => (written, None),
                         Err(error) => (Vec::new(), Some(error)),
                     };
