@@ -260,7 +260,7 @@ async fn kube_clients(connection: &KubeConnection, timeout: Duration) -> Result<
 const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
 
 fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    redact::outside(text)
 }
 
 fn bad_config(message: &str) -> Exit {

@@ -38,8 +38,6 @@ pub use select::Selection;
 
 /// How many namespaces are written to at the same time.
 const CONCURRENCY: usize = 16;
-/// Longest text taken from an API server's error message.
-const MESSAGE_LIMIT: usize = 300;
 
 /// What a Kubernetes target writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -654,13 +652,9 @@ impl Call {
     }
 }
 
-/// Outside text on one line, and not too long.
+/// Outside text (an API server's message) on one line, capped, with every known secret redacted.
 fn one_line(text: &str) -> String {
-    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    match line.char_indices().nth(MESSAGE_LIMIT) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
+    crate::redact::outside(text)
 }
 
 /// A failed Kubernetes call, or a Secret this daemon will not write. Names the verb, the resource and the
@@ -767,6 +761,6 @@ mod tests {
         let long = "x\n".repeat(400);
         let line = one_line(&long);
         assert!(!line.contains('\n'));
-        assert!(line.chars().count() <= MESSAGE_LIMIT + 1);
+        assert!(line.ends_with('…') && line.len() < long.len(), "{line}");
     }
 }

@@ -360,6 +360,14 @@ async fn a_cycle_with_nothing_to_change_writes_nothing() {
     set(&mut env, "KUBERNETES_NAMESPACES", &format!("{}-*", k8s.prefix));
     set(&mut env, "KUBERNETES_SERVICE_ACCOUNTS", "default");
 
+    // --dry-run reads and tells, and writes nothing.
+    let dry = run(&env, &["--dry-run"]).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.output);
+    assert!(dry.output.contains("Dry run: would create credential"), "{}", dry.output);
+    assert!(dry.output.contains("Dry run: would add the Secret"), "{}", dry.output);
+    assert!(k8s.secret(&a).await.is_none(), "{}", dry.output);
+    assert!(pull_secrets(&k8s.service_account(&a, "default").await).is_empty(), "{}", dry.output);
+
     let first = run(&env, &["--once"]).await;
     assert_eq!(first.code, Some(0), "{}", first.output);
     let before = versions(&k8s, &a, &b).await;
