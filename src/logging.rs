@@ -15,7 +15,9 @@ use crate::redact::Redacting;
 pub fn filter(level: Level) -> EnvFilter {
     let aws_config = if level == Level::TRACE { Level::DEBUG } else { Level::ERROR };
     let crate_name = env!("CARGO_CRATE_NAME");
-    EnvFilter::new(format!("warn,{crate_name}={level},aws_config={aws_config}"))
+    // kube's HTTP layer logs every failed call at ERROR; the Kubernetes target logs each failure itself, with
+    // the namespace and what to do.
+    EnvFilter::new(format!("warn,{crate_name}={level},aws_config={aws_config},kube_client::client::builder=off"))
 }
 
 pub fn init(level: Level, format: LogFormat) {

@@ -118,7 +118,7 @@ impl CycleError {
     /// What happened, in words, without the details.
     pub fn summary(&self) -> &'static str {
         match self {
-            CycleError::Ecr(_) => "Could not get ECR tokens; Rancher left untouched",
+            CycleError::Ecr(_) => "Could not get ECR tokens; nothing written",
             CycleError::Target(TargetError::Rancher(_)) => "Could not read Rancher's registries",
             CycleError::Target(TargetError::Kubernetes(_)) => "Could not read the Kubernetes API",
             CycleError::Partial { .. } => "Refresh incomplete (each failure is logged above)",
@@ -130,7 +130,7 @@ impl CycleError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             CycleError::Ecr(e) | CycleError::Sources { first: e, .. } if e.is_permanent() => Some(
-                "Could not get ECR tokens; Rancher left untouched. Check the IAM permission ecr:GetAuthorizationToken, the AWS credentials and AWS_ECR_REGISTRY_IDS",
+                "Could not get ECR tokens; nothing written. Check the IAM permission ecr:GetAuthorizationToken, the AWS credentials and AWS_ECR_REGISTRY_IDS",
             ),
             CycleError::Target(e) => e.hint(),
             _ => None,

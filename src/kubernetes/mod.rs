@@ -446,7 +446,9 @@ impl Kubernetes {
                         }
                     }
                     Some(Ok(event)) => {
-                        if std::mem::replace(&mut failing[0], false) {
+                        // `Init` comes before the list that may still fail: only a listed object or the end of
+                        // the list shows the watch is back.
+                        if !matches!(event, watcher::Event::Init) && std::mem::replace(&mut failing[0], false) {
                             info!(target = %target, "Watch of namespaces is back");
                         }
                         match event {
@@ -478,6 +480,7 @@ impl Kubernetes {
                         failing[1] = false;
                         self.account_seen(target, status, &known, &account).await;
                     }
+                    Ok(watcher::Event::Init) => {}
                     Ok(_) => failing[1] = false,
                 },
             }
