@@ -1248,6 +1248,34 @@ mod tests {
     const URL: &str = "--cattle-url=http://rancher:8080/v1";
 
     #[test]
+    fn kubernetes_settings_select_a_second_target_beside_rancher() {
+        let file = std::env::temp_dir().join(format!("recs-kubeconfig-{}", std::process::id()));
+        std::fs::write(
+            &file,
+            "clusters: [{name: c, cluster: {server: 'https://k8s:6443'}}]\nusers: [{name: u, user: {token: t0k3n}}]\ncontexts: [{name: main, context: {cluster: c, user: u}}, {name: other, context: {cluster: c, user: u}}]\ncurrent-context: main\n",
+        )
+        .unwrap();
+        let kubeconfig = format!("--kubeconfig={}", file.display());
+        let both = config(&[URL, "--kubernetes-namespaces=apps,team-*", &kubeconfig]).unwrap();
+        assert_eq!((both.plan.targets.len(), both.plan.kube_targets.len()), (1, 1));
+        let kube = &both.plan.kube_targets[0].kubernetes;
+        assert_eq!(kube.connection.server(), "https://k8s:6443");
+        assert_eq!(kube.target.secret_name, "ecr-credentials");
+        assert!(!format!("{both:?}").contains("t0k3n"), "the kubeconfig's token stays out of Debug output");
+
+        let only = config(&["--rancher-project-secrets=c-a:p-b", &kubeconfig, "--kubernetes-context=other"]).unwrap();
+        assert_eq!((only.plan.targets.len(), only.plan.kube_targets.len()), (0, 1));
+        let crate::kubernetes::Mode::Projects(projects) = &only.plan.kube_targets[0].kubernetes.target.mode else {
+            panic!("project mode expected")
+        };
+        assert_eq!(projects, &["c-a:p-b"]);
+
+        let stray = config(&[URL, "--kubernetes-secret-name=x", &kubeconfig]).unwrap_err();
+        assert_eq!(stray.setting, "KUBERNETES_NAMESPACES");
+        std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
     fn minimal_settings_give_the_predecessors_defaults() {
         let config = config(&[URL]).unwrap();
         assert!(!config.plan.targets[0].auto_create);
