@@ -122,6 +122,22 @@ pub fn outside(text: &str) -> String {
     out
 }
 
+/// An error and its causes as one line of outside text: each cause that adds something, joined with `: `, then
+/// cleaned by [`outside`]. Library errors carry text from the other side (a server's words, an address).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut detail = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = cause.source();
+    }
+    outside(&detail)
+}
+
 /// The log writer: standard error, each line searched for known secrets before it is written.
 #[derive(Clone, Copy, Default)]
 pub struct Redacting;
@@ -191,6 +207,24 @@ mod tests {
         let cleaned = outside(&long);
         assert_eq!(cleaned.chars().count(), MAX_OUTSIDE_CHARS + 1);
         assert!(cleaned.ends_with('…'));
+    }
+
+    #[test]
+    fn an_error_chain_is_one_cleaned_line_without_repeats() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("request failed")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused\nby peer");
+        assert_eq!(error_chain(&Outer(inner)), "request failed: refused\\nby peer");
     }
 
     #[test]

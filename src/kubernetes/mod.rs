@@ -638,18 +638,9 @@ impl Call {
                 message: one_line(&status.message),
             },
             other => {
-                let mut detail = other.to_string();
-                let mut source = std::error::Error::source(&other);
-                while let Some(cause) = source {
-                    let text = cause.to_string();
-                    if !detail.contains(&text) {
-                        detail.push_str(": ");
-                        detail.push_str(&text);
-                    }
-                    source = cause.source();
-                }
+                let detail = crate::redact::error_chain(&other);
                 let timeout = detail.contains("timed out") || detail.contains("deadline");
-                KubernetesError::Transport { verb, resource, place, detail: one_line(&detail), timeout }
+                KubernetesError::Transport { verb, resource, place, detail, timeout }
             }
         }
     }

@@ -289,23 +289,8 @@ impl RancherError {
     pub(crate) fn transport(method: &Method, url: &str, err: reqwest::Error) -> RancherError {
         let timeout = err.is_timeout();
         // The URL is already part of the message; the cause chain says what actually went wrong.
-        let err = err.without_url();
-        let mut detail = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !detail.contains(&text) {
-                detail.push_str(": ");
-                detail.push_str(&text);
-            }
-            source = cause.source();
-        }
-        RancherError::Transport {
-            method: method.clone(),
-            url: url.to_string(),
-            detail: redact::outside(&detail),
-            timeout,
-        }
+        let detail = redact::error_chain(&err.without_url());
+        RancherError::Transport { method: method.clone(), url: url.to_string(), detail, timeout }
     }
 }
 
