@@ -16,11 +16,12 @@ import hcl2
 import kubernetes_validate
 import yaml
 
+from report import report, summary
+
 ROOT = Path(sys.argv[1]).resolve()
 K8S_VERSION = sys.argv[2]
 RENDER_DIR = Path(sys.argv[3]).resolve()
 DEPLOY = ROOT / "deploy"
-FAILURES = []
 
 
 def rel(path):
@@ -28,17 +29,6 @@ def rel(path):
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
-
-
-def report(name, problems):
-    problems = [p for p in problems if p]
-    if problems:
-        FAILURES.append(name)
-        print(f"FAIL {name}")
-        for problem in problems:
-            print(f"       - {problem}")
-    else:
-        print(f"ok   {name}")
 
 
 def load_yaml_docs(path):
@@ -670,10 +660,7 @@ def main():
             step()
         except Exception as e:  # a crash in one family must not hide the others
             report(f"{step.__name__} crashed", [f"{type(e).__name__}: {e}"])
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed")
-        return 1
-    return 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -20,12 +20,13 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
+from report import report, summary
+
 ROOT = Path(sys.argv[1] if sys.argv[1] != "--daemon-env" else ".").resolve()
 K8S_VERSION = sys.argv[2]
 RENDER_DIR = Path(sys.argv[3]).resolve()
 CHART = ROOT / "deploy" / "helm" / "rancher-ecr-credentials"
 CI = ROOT / "deploy" / "helm" / "ci"
-FAILURES = []
 
 # Environment variables the daemon reads besides those declared with `env = "..."` in src/: the AWS SDK's own,
 # and the Kubernetes target's names fixed by issue 11 (checked against src/ once the target is there).
@@ -52,17 +53,6 @@ ALLOWED_RULES = {
     ("management.cattle.io", "projects"): {"get"},
 }
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
-
-
-def report(name, problems):
-    problems = [p for p in problems if p]
-    if problems:
-        FAILURES.append(name)
-        print(f"FAIL {name}")
-        for problem in problems:
-            print(f"       - {problem}")
-    else:
-        print(f"ok   {name}")
 
 
 def cargo_version():
@@ -495,10 +485,7 @@ def main():
             check_render(path.stem, docs, values, version, env_names)
         except Exception as e:
             report(f"{path.stem}: check crashed", [f"{type(e).__name__}: {e}"])
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed")
-        return 1
-    return 0
+    return summary()
 
 
 if __name__ == "__main__":
