@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::config::KubeConnection;
 use crate::config::RancherAuth;
 use crate::ecr::{self, Ecr};
-use crate::kubernetes::Kubernetes;
+use crate::kubernetes::{self, Kubernetes};
 use crate::plan;
 use crate::rancher::{self, Rancher, TargetSettings};
 use crate::redact;
@@ -69,7 +69,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let mut targets = Vec::new();
     for spec in &config.plan.targets {
         let tls = &spec.rancher.tls;
-        let http = match rancher::http_client(tls, spec.rancher.timeout) {
+        let http = match rancher::http::http_client(tls, spec.rancher.timeout) {
             Ok(http) => http,
             Err(e) => return bad_config(&format!("CATTLE_CA_BUNDLE: the HTTP client for Rancher cannot use it: {e}")),
         };
@@ -92,13 +92,14 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
         targets.push((name, Target::Rancher(target), spec.auto_create, spec.sources.clone()));
     }
     for spec in &config.plan.kube_targets {
-        let kubernetes = match kube_clients(&spec.kubernetes.connection, spec.kubernetes.target.timeout).await {
-            Ok((client, watch_client)) => {
-                let server = spec.kubernetes.connection.server().to_string();
-                Kubernetes::new(client, watch_client, server, spec.kubernetes.target.clone())
-            }
-            Err(e) => return bad_config(&e),
-        };
+        let kubernetes =
+            match kubernetes::connection::clients(&spec.kubernetes.connection, spec.kubernetes.target.timeout).await {
+                Ok((client, watch_client)) => {
+                    let server = spec.kubernetes.connection.server().to_string();
+                    Kubernetes::new(client, watch_client, server, spec.kubernetes.target.clone())
+                }
+                Err(e) => return bad_config(&e),
+            };
         let name = spec.name.clone().unwrap_or_else(|| kubernetes.name());
         targets.push((name, Target::Kubernetes(kubernetes), false, spec.sources.clone()));
     }
@@ -184,10 +185,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
     let loops = join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits)));
     // Kubernetes targets also watch namespaces and ServiceAccounts, to write to new ones at once.
-    let watches = join_all(refreshers.iter().filter_map(|r| match &r.target {
-        Target::Kubernetes(kubernetes) => Some(kubernetes.watch(&r.name, &status, &shutdown)),
-        Target::Rancher(_) => None,
-    }));
+    let watches = join_all(refreshers.iter().map(|r| r.target.watch(&r.name, &status, &shutdown)));
     tokio::join!(loops, watches);
     // The loops end only on shutdown; give the health server a moment to close its connections.
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
@@ -230,37 +228,6 @@ fn register_secrets(config: &Config) {
             redact::register(&value);
         }
     }
-}
-
-/// The Kubernetes clients of a target: one for ordinary calls, bounded by `timeout`, and one for watches,
-/// which the API server holds open for minutes. Makes no call.
-async fn kube_clients(connection: &KubeConnection, timeout: Duration) -> Result<(kube::Client, kube::Client), String> {
-    let mut config = match connection {
-        KubeConnection::Kubeconfig { kubeconfig, files, context, .. } => {
-            let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-            kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
-                .await
-                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?
-        }
-        KubeConnection::InCluster { .. } => kube::Config::incluster().map_err(|e| {
-            format!("KUBECONFIG: not set, and the pod's ServiceAccount cannot be used: {}", one_line(&e.to_string()))
-        })?,
-    };
-    config.connect_timeout = Some(rancher::CONNECT_TIMEOUT.min(timeout));
-    config.read_timeout = Some(timeout);
-    let client =
-        kube::Client::try_from(config.clone()).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
-    // Watches last up to 290 s (kube's default timeoutSeconds) with no byte in between: only bound them above that.
-    config.read_timeout = Some(WATCH_READ_TIMEOUT);
-    let watch_client =
-        kube::Client::try_from(config).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
-    Ok((client, watch_client))
-}
-
-const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
-
-fn one_line(text: &str) -> String {
-    redact::outside(text)
 }
 
 fn bad_config(message: &str) -> Exit {

@@ -16,6 +16,7 @@ use clap::Parser;
 use crate::address::HostForm;
 use crate::plan::{KubeTargetSpec, Plan, SourceSpec, TargetSpec};
 use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
+pub use crate::rancher::settings::{BasicCredentials, Environments, RancherAuth, RancherSettings, TlsSettings};
 use crate::rancher::v3::is_project_id;
 use crate::schedule::{Backoff, Schedule};
 use crate::secret::Secret;
@@ -310,30 +311,6 @@ pub fn secret_flags_given(matches: &clap::ArgMatches) -> Vec<&'static str> {
         .collect()
 }
 
-#[derive(Debug)]
-pub struct RancherSettings {
-    pub endpoint: Endpoint,
-    pub tls: TlsSettings,
-    /// Time limit of each request to Rancher.
-    pub timeout: Duration,
-    pub auth: RancherAuth,
-    /// Rancher 2 with a /v3 root URL: these projects (empty: all the key can see).
-    pub projects: Vec<String>,
-    /// Rancher 2 with a /v3 root URL and no projects given: only this cluster's projects.
-    pub cluster: Option<String>,
-    /// Rancher 1.x with an account key and the API root URL: the environments to refresh.
-    pub environments: Option<Environments>,
-}
-
-/// Which Rancher 1.x environments a target with an account API key covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Environments {
-    /// Every environment the key sees, listed again at each refresh (new ones are picked up).
-    All,
-    /// These, by name or id.
-    Named(Vec<String>),
-}
-
 fn parse_environments(value: &str) -> Result<Option<Environments>, ConfigError> {
     let names: Vec<String> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
     if names.is_empty() {
@@ -346,31 +323,6 @@ fn parse_environments(value: &str) -> Result<Option<Environments>, ConfigError> 
         return Ok(Some(Environments::All));
     }
     Ok(Some(Environments::Named(names)))
-}
-
-/// The Rancher API key, in whichever form it was given.
-#[derive(Debug, Clone)]
-pub enum RancherAuth {
-    /// Rancher without access control.
-    None,
-    /// An access and a secret key: Basic auth for Cattle, `Bearer access:secret` for Rancher 2.
-    Keys(BasicCredentials),
-    /// A Rancher 2 bearer token `token-xxxxx:secret`.
-    Token(Secret),
-}
-
-/// How Rancher's certificate is checked.
-#[derive(Debug, Default)]
-pub struct TlsSettings {
-    /// Extra trusted CA certificates (PEM), already checked to hold at least one certificate.
-    pub ca_bundle: Option<Vec<u8>>,
-    pub insecure_skip_verify: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct BasicCredentials {
-    pub access_key: Secret,
-    pub secret_key: Secret,
 }
 
 #[derive(Debug)]

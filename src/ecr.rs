@@ -5,7 +5,6 @@
 //! standard endpoint overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL_STS`) are honoured
 //! by aws-config itself. Nothing here talks to Rancher.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_config::meta::region::ProvideRegion;
@@ -21,33 +20,7 @@ use secrecy::SecretString;
 use crate::address;
 use crate::config::{AssumeRole, AwsSettings, ConfigError};
 use crate::redact;
-
-/// The password for one ECR registry, decoded from an authorization token.
-#[derive(Clone)]
-pub struct RegistryToken {
-    /// The registry host from `proxyEndpoint`, normalized (see [`crate::address`]), or the address
-    /// `REGISTRY_ADDRESS_MAP` gives for it.
-    pub host: String,
-    /// The addresses to write when an entry for this registry is created: `host` in each form of
-    /// `ECR_HOST_FORMS`, or the mapped address. Existing entries are matched in any form.
-    pub addresses: Vec<String>,
-    /// Always `AWS` for ECR; kept as given.
-    pub username: String,
-    pub password: SecretString,
-    pub expires_at: Option<SystemTime>,
-}
-
-impl fmt::Debug for RegistryToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryToken")
-            .field("host", &self.host)
-            .field("addresses", &self.addresses)
-            .field("username", &self.username)
-            .field("password", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
+pub use crate::token::RegistryToken;
 
 /// Why no usable token came from ECR, in words, with what to do about it. Never carries the token, the password
 /// or any answer body; text that came from AWS is cleaned by [`redact::outside`].

@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::error::RancherError;
 use super::session::{Session, with_query};
-use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
-use crate::ecr::RegistryToken;
 use crate::redact;
+use crate::report::{Action, Failure, Notice, SyncOptions, SyncReport, Written};
+use crate::token::RegistryToken;
 
 /// Norman's default page is 1000 and its maximum 10000.
 const PAGE_LIMIT: &str = "1000";
@@ -203,7 +204,11 @@ impl V3 {
 
     /// Brings every ECR host up to date in every project of the scope. A project that fails does not stop the
     /// others; only a failed project listing fails the whole sync.
-    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
+    pub async fn sync(
+        &self,
+        tokens: &[RegistryToken],
+        options: SyncOptions,
+    ) -> Result<SyncReport<RancherError>, RancherError> {
         let mut report = SyncReport::default();
         for project in self.projects().await? {
             if let Err(error) = self.sync_project(&project, tokens, options, &mut report).await {
@@ -211,7 +216,7 @@ impl V3 {
                     report.failures.push(Failure {
                         host: token.host.clone(),
                         scope: Some(project.clone()),
-                        error: error.clone().into(),
+                        error: error.clone(),
                     });
                 }
             }
@@ -224,7 +229,7 @@ impl V3 {
         project: &str,
         tokens: &[RegistryToken],
         options: SyncOptions,
-        report: &mut SyncReport,
+        report: &mut SyncReport<RancherError>,
     ) -> Result<(), RancherError> {
         // Every form of an ECR registry's host (FIPS, dual-stack) takes the same token.
         let token_for = |key: &str| {
@@ -254,8 +259,7 @@ impl V3 {
                                  Keep each ECR registry in a credential of its own",
                                 others.join(", ")
                             ),
-                        }
-                        .into(),
+                        },
                     });
                     continue;
                 }
@@ -280,7 +284,7 @@ impl V3 {
                     Err(error) => report.failures.push(Failure {
                         host: first.host.clone(),
                         scope: Some(project.to_string()),
-                        error: error.into(),
+                        error,
                     }),
                 }
             }
@@ -306,11 +310,9 @@ impl V3 {
                     resource: format!("dockerCredential {id}"),
                     action: Action::Created,
                 }),
-                Err(error) => report.failures.push(Failure {
-                    host: token.host.clone(),
-                    scope: Some(project.to_string()),
-                    error: error.into(),
-                }),
+                Err(error) => {
+                    report.failures.push(Failure { host: token.host.clone(), scope: Some(project.to_string()), error })
+                }
             }
         }
         Ok(())
