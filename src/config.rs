@@ -15,9 +15,9 @@ use clap::Parser;
 
 use crate::address::HostForm;
 use crate::plan::{KubeTargetSpec, Plan, SourceSpec, TargetSpec};
+use crate::rancher::endpoint::is_project_id;
 use crate::rancher::endpoint::{ApiChoice, Endpoint, EndpointError};
 pub use crate::rancher::settings::{BasicCredentials, Environments, RancherAuth, RancherSettings, TlsSettings};
-use crate::rancher::v3::is_project_id;
 use crate::schedule::{Backoff, Schedule};
 use crate::secret::Secret;
 

@@ -17,7 +17,8 @@
 //! - [`cluster`]: the target ([`Kubernetes`]) and what it knows between calls;
 //! - [`sync`]: a full sync, every namespace or project at once;
 //! - [`namespaces`]: namespace mode: which namespaces, and one namespace brought up to date;
-//! - [`secret`]: the Secret, how an existing one is judged, and writing it;
+//! - [`secret`]: the Secret, and how an existing one is judged;
+//! - [`apply`]: reading, judging and writing the Secret of one namespace;
 //! - [`accounts`]: the Secret merged into ServiceAccounts' `imagePullSecrets`;
 //! - [`projects`]: Rancher 2.12+ project-scoped secrets;
 //! - [`watch`]: new namespaces and ServiceAccounts between refreshes;
@@ -26,6 +27,7 @@
 //! - [`select`]: namespace names, globs, label selectors.
 
 pub mod accounts;
+pub mod apply;
 pub mod cluster;
 pub mod connection;
 pub mod error;

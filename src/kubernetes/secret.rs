@@ -11,11 +11,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use kube::api::{Api, Patch, PatchParams};
-use tracing::warn;
-
-use super::error::{Call, KubernetesError};
-use crate::report::{Action, SyncOptions, Written};
 use crate::token::RegistryToken;
 
 /// The label that marks a Secret as written (and owned) by this daemon.
@@ -181,53 +176,6 @@ pub fn judge(existing: Option<&Secret>, desired: &Desired, adopt: bool, project:
     let project_ok = project.is_none_or(|p| labels.and_then(|l| l.get(PROJECT_SCOPED)).is_some_and(|v| v == p));
     let held = secret.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_JSON)).is_some_and(|d| desired.is_held_by(&d.0));
     if ours && project_ok && held { Existing::Current } else { Existing::Stale }
-}
-
-/// Reading a Secret, judging it, and writing it when it is missing or holds another token.
-impl super::cluster::Kubernetes {
-    /// Reads the Secret and writes it when it is missing or holds another token. `project`: the project label
-    /// of a project-scoped Secret.
-    pub(super) async fn ensure_secret(
-        &self,
-        namespace: &str,
-        desired: &Desired,
-        project: Option<&str>,
-        options: SyncOptions,
-    ) -> Result<Option<Written>, KubernetesError> {
-        let name = &self.settings.secret_name;
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let place = format!("{namespace}/{name}");
-        let get = Call { verb: "get", resource: "secrets", place: place.clone() };
-        let existing = get.run(self.settings.timeout, api.get_opt(name)).await?;
-        let action = match judge(existing.as_ref(), desired, self.settings.adopt, project) {
-            Existing::Current => return Ok(None),
-            Existing::Missing => Action::Created,
-            Existing::Stale => Action::Updated,
-            Existing::Foreign => return Err(KubernetesError::Foreign { place }),
-            Existing::RancherCopy => return Err(KubernetesError::RancherCopy { place }),
-            Existing::WrongType => {
-                let type_ = existing.and_then(|s| s.type_).unwrap_or_default();
-                return Err(KubernetesError::WrongType { place, type_ });
-            }
-        };
-        let adopted = existing.as_ref().is_some_and(|s| {
-            s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str) != Some(MANAGED_BY_US)
-        });
-        if !options.dry_run {
-            if adopted {
-                warn!(secret = %place, "Adopting a Secret that was not ours (KUBERNETES_ADOPT_SECRETS is on)");
-            }
-            let body = desired.secret(namespace, name, project);
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            let apply = Call { verb: "patch", resource: "secrets", place: place.clone() };
-            apply.run(self.settings.timeout, api.patch(name, &params, &Patch::Apply(&body))).await?;
-        }
-        let resource = match project {
-            Some(project) => format!("Secret {place} (project {project})"),
-            None => format!("Secret {place}"),
-        };
-        Ok(Some(Written { host: desired.hosts(), scope: None, resource, action }))
-    }
 }
 
 #[cfg(test)]

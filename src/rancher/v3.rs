@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::endpoint::is_project_id;
 use super::error::RancherError;
 use super::session::{Session, with_query};
 use crate::address;
@@ -356,16 +357,6 @@ pub fn credential_name(host: &str) -> String {
         raw.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     name.truncate(63);
     name.trim_end_matches('-').to_string()
-}
-
-/// A Rancher 2 project id: `<cluster>:<project>`, both of lower-case letters, digits and dashes.
-pub fn is_project_id(id: &str) -> bool {
-    let valid = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 63
-            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    };
-    matches!(id.split_once(':'), Some((cluster, project)) if valid(cluster) && valid(project))
 }
 
 #[cfg(test)]
