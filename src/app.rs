@@ -10,12 +10,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
-use crate::config::KubeConnection;
-use crate::config::RancherAuth;
+use crate::config::{Config, plan};
 use crate::ecr::{self, Ecr};
+use crate::kubernetes::KubeConnection;
 use crate::kubernetes::{self, Kubernetes};
-use crate::plan;
+use crate::rancher::settings::RancherAuth;
 use crate::rancher::{self, Rancher, TargetSettings};
 use crate::redact;
 use crate::refresh::{Refresher, Source};
@@ -59,7 +58,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     }
     let mut regions = Vec::new();
     for source in &config.plan.sources {
-        match ecr::resolve_region(&source.aws).await {
+        match ecr::resolve_region(&source.aws, source.public).await {
             Ok(region) => regions.push(region),
             Err(e) if config.plan.sources.len() == 1 => return bad_config(&e.to_string()),
             Err(e) => return bad_config(&format!("source '{}': {}", source.name, e)),

@@ -5,8 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::connection::Settings;
 use super::secret::Desired;
+use super::settings::Settings;
 use crate::report::Places;
 use crate::token::RegistryToken;
 

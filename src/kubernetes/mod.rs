@@ -13,7 +13,8 @@
 //! with the field manager `rancher-ecr-credentials`. Nothing here knows Rancher's own APIs or AWS.
 //!
 //! Its files, by job:
-//! - [`connection`]: the settings of a target and how it reaches its API server;
+//! - [`settings`]: the settings of a target, declared and checked;
+//! - [`connection`]: how it reaches its API server (kubeconfig or in-cluster) and its clients' timeouts;
 //! - [`cluster`]: the target ([`Kubernetes`]) and what it knows between calls;
 //! - [`sync`]: a full sync, every namespace or project at once;
 //! - [`namespaces`]: namespace mode: which namespaces, and one namespace brought up to date;
@@ -36,10 +37,12 @@ pub mod outcome;
 pub mod projects;
 pub mod secret;
 pub mod select;
+pub mod settings;
 pub mod sync;
 pub mod watch;
 
 pub use cluster::Kubernetes;
-pub use connection::{Mode, Settings};
+pub use connection::KubeConnection;
 pub use error::KubernetesError;
 pub use select::Selection;
+pub use settings::{KubernetesSettings, Mode, Settings};

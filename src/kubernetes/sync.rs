@@ -6,9 +6,9 @@ use std::sync::Arc;
 use futures_util::{StreamExt, stream};
 
 use super::cluster::Kubernetes;
-use super::connection::Mode;
 use super::error::KubernetesError;
 use super::secret::Desired;
+use super::settings::Mode;
 use crate::report::{Failure, Places, SyncOptions, SyncReport, Written};
 use crate::token::RegistryToken;
 

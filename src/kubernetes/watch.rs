@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cluster::Kubernetes;
-use super::connection::Mode;
 use super::error::one_line;
 use super::namespaces::terminating;
 use super::outcome;
+use super::settings::Mode;
 use crate::report::{Failure, SyncOptions};
 use crate::status::Status;
 

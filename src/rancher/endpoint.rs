@@ -9,6 +9,8 @@ use std::fmt;
 
 use url::Url;
 
+pub use crate::setting::is_project_id;
+
 /// Which API family to use, when the URL does not say (`RANCHER_API`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiChoice {
@@ -236,16 +238,6 @@ impl fmt::Display for CattleEndpoint {
 /// Cattle ids are a digit followed by letters and digits, e.g. `1a5`, `1sp3`, `1c12`.
 pub fn is_cattle_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
-/// A Rancher 2 project id: `<cluster>:<project>`, both of lower-case letters, digits and dashes.
-pub fn is_project_id(id: &str) -> bool {
-    let valid = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 63
-            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    };
-    matches!(id.split_once(':'), Some((cluster, project)) if valid(cluster) && valid(project))
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::meta::region::ProvideRegion;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
@@ -18,9 +17,12 @@ use base64::Engine as _;
 use secrecy::SecretString;
 
 use crate::address;
-use crate::config::{AssumeRole, AwsSettings, ConfigError};
 use crate::redact;
 pub use crate::token::RegistryToken;
+use settings::AssumeRole;
+
+pub mod settings;
+pub use settings::{AwsSettings, resolve_region};
 
 /// Why no usable token came from ECR, in words, with what to do about it. Never carries the token, the password
 /// or any answer body; text that came from AWS is cleaned by [`redact::outside`].
@@ -143,23 +145,6 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .pool_max_idle_per_host(0)
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
         .build_https()
-}
-
-/// The region: `AWS_REGION` (already in `settings`), then `AWS_DEFAULT_REGION`, then the AWS profile. Reads the
-/// environment and files only, never the network, so a missing region is a configuration error at start-up.
-pub async fn resolve_region(settings: &AwsSettings) -> Result<String, ConfigError> {
-    if let Some(region) = &settings.region {
-        return Ok(region.clone());
-    }
-    let from_env = aws_config::environment::EnvironmentVariableRegionProvider::new().region().await;
-    let region = match from_env {
-        Some(region) => Some(region),
-        None => aws_config::profile::ProfileFileRegionProvider::new().region().await,
-    };
-    region.map(|r| r.to_string()).filter(|r| !r.trim().is_empty()).ok_or(ConfigError {
-        setting: "AWS_REGION".into(),
-        problem: "not set; set AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS profile)".into(),
-    })
 }
 
 /// The host of ECR Public.
