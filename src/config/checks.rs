@@ -5,11 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::cli::Cli;
-use super::{ConfigError, DEFAULT_LISTEN_PORT, invalid};
+use super::error::{ConfigError, invalid};
 use crate::address::HostForm;
 use crate::schedule::Backoff;
 use crate::setting;
 
+pub const DEFAULT_LISTEN_PORT: u16 = 8080;
 const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 

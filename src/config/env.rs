@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use super::plan::{KubeTargetSpec, Plan, SourceSpec, TargetSpec};
 use crate::ecr::{self, AwsSettings};
 use crate::kubernetes::settings as kube;
 use crate::rancher::settings as rancher;
-use crate::setting::{Form, Given, Setting, SettingError, non_empty};
+use crate::setting::{Form, Given, Setting, non_empty};
 
 /// The values of the target and source settings, as the command line and the environment give them.
 pub struct Env<'a>(pub &'a ArgMatches);
@@ -23,13 +23,6 @@ impl Given for Env<'_> {
 
     fn value(&self, setting: &Setting) -> Option<String> {
         non_empty(self.0.try_get_one::<String>(setting.var).ok().flatten().cloned())
-    }
-}
-
-impl From<SettingError> for ConfigError {
-    /// The environment form names a setting by its variable.
-    fn from(e: SettingError) -> ConfigError {
-        ConfigError { setting: e.setting.var.to_string(), problem: e.problem }
     }
 }
 

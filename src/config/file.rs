@@ -28,7 +28,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::Value;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use super::plan::{KubeTargetSpec, Plan, SourceSpec, TargetSpec};
 use crate::ecr::settings as aws;
 use crate::kubernetes::settings as kube;

@@ -29,6 +29,7 @@
 pub mod checks;
 pub mod cli;
 pub mod env;
+pub mod error;
 pub mod file;
 pub mod plan;
 
@@ -40,8 +41,10 @@ use clap::{ArgMatches, FromArgMatches};
 use crate::address::HostForm;
 use crate::schedule::{Backoff, Schedule};
 use crate::setting::non_empty;
-pub use checks::listen_address;
+pub use checks::{DEFAULT_LISTEN_PORT, listen_address};
 pub use cli::{Cli, Command};
+pub use error::ConfigError;
+use error::invalid;
 pub use plan::Plan;
 
 /// A checked configuration. Built only by [`Config::from_matches`].
@@ -76,20 +79,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// One configuration problem: the setting (as the form it was given in names it) and what is wrong with its
-/// value.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{setting}: {problem}")]
-pub struct ConfigError {
-    pub setting: String,
-    pub problem: String,
-}
-
-pub(crate) fn invalid(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.into(), problem: problem.into() }
-}
-
-pub const DEFAULT_LISTEN_PORT: u16 = 8080;
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// The time limit of each call to a target (RANCHER_TIMEOUT), and its bounds.

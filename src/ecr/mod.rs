@@ -22,7 +22,7 @@ pub use crate::token::RegistryToken;
 use settings::AssumeRole;
 
 pub mod settings;
-pub use settings::{AwsSettings, resolve_region};
+pub use settings::{AwsSettings, PUBLIC_HOST, PUBLIC_REGION, resolve_region};
 
 /// Why no usable token came from ECR, in words, with what to do about it. Never carries the token, the password
 /// or any answer body; text that came from AWS is cleaned by [`redact::outside`].
@@ -146,11 +146,6 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
         .build_https()
 }
-
-/// The host of ECR Public.
-pub const PUBLIC_HOST: &str = "public.ecr.aws";
-/// ECR Public hands out tokens only in this region.
-pub const PUBLIC_REGION: &str = "us-east-1";
 
 /// Which API the tokens come from.
 #[derive(Clone, Debug)]

@@ -77,6 +77,11 @@ pub const PUBLIC: Setting = Setting {
 pub const SETTINGS: [&Setting; 8] =
     [&REGION, &REGISTRY_IDS, &ROLE_ARN, &EXTERNAL_ID, &EXTERNAL_ID_FILE, &SESSION_NAME, &ADDRESS_MAP, &PUBLIC];
 
+/// The host of ECR Public.
+pub const PUBLIC_HOST: &str = "public.ecr.aws";
+/// ECR Public hands out tokens only in this region.
+pub const PUBLIC_REGION: &str = "us-east-1";
+
 pub const DEFAULT_SESSION_NAME: &str = "rancher-ecr-credentials";
 
 #[derive(Debug)]
@@ -220,7 +225,7 @@ pub fn address_override(ecr_host: &str, address: &str) -> Result<(String, String
 pub async fn resolve_region(settings: &AwsSettings, public: bool) -> Result<String, SettingError> {
     use aws_config::meta::region::ProvideRegion;
     if public {
-        return Ok(super::PUBLIC_REGION.to_string());
+        return Ok(PUBLIC_REGION.to_string());
     }
     if let Some(region) = &settings.region {
         return Ok(region.clone());

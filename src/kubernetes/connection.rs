@@ -4,8 +4,32 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::settings::{CONTEXT, KUBECONFIG};
-use crate::setting::{Given, SettingError, invalid, non_empty};
+use crate::setting::{Given, Kind, Setting, SettingError, invalid, non_empty};
+
+const fn setting(
+    var: &'static str,
+    flag: &'static str,
+    key: &'static str,
+    value_name: &'static str,
+    help: &'static str,
+) -> Setting {
+    Setting { var, flag, key: Some(key), value_name, help, kind: Kind::Text }
+}
+
+pub const CONTEXT: Setting = setting(
+    "KUBERNETES_CONTEXT",
+    "kubernetes-context",
+    "context",
+    "NAME",
+    "Kubernetes target: the kubeconfig context to use (default: its current context).",
+);
+pub const KUBECONFIG: Setting = setting(
+    "KUBECONFIG",
+    "kubeconfig",
+    "kubeconfig",
+    "PATHS",
+    "Kubernetes target: kubeconfig file(s), colon-separated. Unset: the pod's ServiceAccount inside a cluster, else ~/.kube/config.",
+);
 
 /// How the daemon reaches a Kubernetes API server.
 #[derive(Debug)]

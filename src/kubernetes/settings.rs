@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use super::connection::{self, KubeConnection};
+pub use super::connection::{CONTEXT, KUBECONFIG};
 use super::select::{self, Selection};
 use crate::setting::{Given, Kind, Setting, SettingError, invalid, project_ids};
 
-const fn setting(
+pub(super) const fn setting(
     var: &'static str,
     flag: &'static str,
     key: &'static str,
@@ -61,14 +62,6 @@ pub const SERVICE_ACCOUNTS: Setting = setting(
     Kind::List,
     "Kubernetes target: comma-separated ServiceAccounts (e.g. default, or * for all) whose imagePullSecrets get the Secret, keeping what they already list.",
 );
-pub const CONTEXT: Setting = setting(
-    "KUBERNETES_CONTEXT",
-    "kubernetes-context",
-    "context",
-    "NAME",
-    Kind::Text,
-    "Kubernetes target: the kubeconfig context to use (default: its current context).",
-);
 pub const ADOPT: Setting = setting(
     "KUBERNETES_ADOPT_SECRETS",
     "kubernetes-adopt-secrets",
@@ -84,14 +77,6 @@ pub const PROJECT_SECRETS: Setting = setting(
     "IDS",
     Kind::List,
     "Rancher 2.12+ project-scoped secrets: comma-separated project ids (c-xxxxx:p-xxxxx); the Secret goes into each project's backing namespace on Rancher's local cluster (KUBECONFIG pointing at https://<rancher>/k8s/clusters/local) and Rancher copies it into the project's namespaces.",
-);
-pub const KUBECONFIG: Setting = setting(
-    "KUBECONFIG",
-    "kubeconfig",
-    "kubeconfig",
-    "PATHS",
-    Kind::Text,
-    "Kubernetes target: kubeconfig file(s), colon-separated. Unset: the pod's ServiceAccount inside a cluster, else ~/.kube/config.",
 );
 
 /// The settings of a Kubernetes target, in the order `--help` shows them.
