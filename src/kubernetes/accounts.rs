@@ -82,3 +82,65 @@ impl Kubernetes {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use super::super::settings::Settings;
+
+    fn settings(accounts: &[&str]) -> Settings {
+        Settings {
+            service_accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            ..fake::namespaces(&["apps"], &[])
+        }
+    }
+
+    fn pull_secrets(fake: &fake::Fake, name: &str) -> Vec<String> {
+        let store = fake.store();
+        let account = &store.accounts[&("apps".to_string(), name.to_string())];
+        account["imagePullSecrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_secret_joins_the_pull_secrets_of_a_service_account_keeping_the_others() {
+        let mut store = fake::with_namespaces(&["apps"]);
+        store.accounts.insert(("apps".into(), "default".into()), fake::account("apps", "default", &["registry-x"]));
+        store.accounts.insert(("apps".into(), "builder".into()), fake::account("apps", "builder", &[]));
+        let (fake, kube) = fake::target(store, settings(&["default"]));
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert!(report.written.iter().any(|w| w.resource == "ServiceAccount apps/default"), "{:?}", report.written);
+        assert_eq!(pull_secrets(&fake, "default"), ["registry-x", "ecr-credentials"]);
+        assert!(pull_secrets(&fake, "builder").is_empty(), "only the configured ServiceAccounts");
+        let patch =
+            fake.take_seen().into_iter().find(|s| s.path.contains("/serviceaccounts/default") && s.is_write()).unwrap();
+        assert_eq!(patch.body["metadata"]["resourceVersion"], "1", "the patch is guarded by the version read");
+
+        kube.sync(&fake::tokens("pw-2"), Default::default()).await.unwrap();
+        assert!(!fake.take_seen().iter().any(|s| s.path.contains("serviceaccounts") && s.is_write()), "listed once");
+        assert_eq!(pull_secrets(&fake, "default"), ["registry-x", "ecr-credentials"]);
+    }
+
+    #[tokio::test]
+    async fn every_service_account_with_a_star_and_a_conflict_is_reported_not_forced() {
+        let mut store = fake::with_namespaces(&["apps"]);
+        store.accounts.insert(("apps".into(), "default".into()), fake::account("apps", "default", &[]));
+        store.accounts.insert(("apps".into(), "builder".into()), fake::account("apps", "builder", &[]));
+        store.conflicts.insert(("apps".into(), "default".into()));
+        let (fake, kube) = fake::target(store, settings(&["*"]));
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert_eq!(pull_secrets(&fake, "builder"), ["ecr-credentials"]);
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].error.kind(), "conflict");
+        assert!(pull_secrets(&fake, "default").is_empty());
+    }
+}

@@ -56,3 +56,71 @@ impl Kubernetes {
         Ok(Some(Written { host: desired.hosts(), scope: None, resource, action }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use super::super::secret::PROJECT_SCOPED_COPY;
+    use serde_json::json;
+
+    fn foreign() -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "ecr-credentials", "namespace": "apps"},
+            "data": {".dockerconfigjson": "e30="}})
+    }
+
+    #[tokio::test]
+    async fn a_foreign_secret_is_left_alone_unless_adoption_is_on() {
+        let mut store = fake::with_namespaces(&["apps"]);
+        store.secrets.insert(("apps".into(), "ecr-credentials".into()), foreign());
+        let (fake, kube) = fake::target(store, fake::namespaces(&["apps"], &[]));
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].error.kind(), "foreign_secret");
+        assert!(report.failures[0].error.hint().unwrap().contains("KUBERNETES_ADOPT_SECRETS"));
+        assert!(fake.take_seen().iter().all(|s| !s.is_write()), "a foreign Secret is never written");
+
+        let mut store = fake::with_namespaces(&["apps"]);
+        store.secrets.insert(("apps".into(), "ecr-credentials".into()), foreign());
+        let (fake, kube) =
+            fake::target(store, super::super::settings::Settings { adopt: true, ..fake::namespaces(&["apps"], &[]) });
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        let secret = fake.secret("apps", "ecr-credentials").unwrap();
+        assert_eq!(secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "rancher-ecr-credentials");
+        assert_eq!(fake::password_in(&secret).as_deref(), Some("pw"));
+    }
+
+    #[tokio::test]
+    async fn a_copy_rancher_makes_is_never_written_even_when_adopting() {
+        let mut store = fake::with_namespaces(&["apps"]);
+        let mut copy = foreign();
+        copy["metadata"]["annotations"] = json!({ PROJECT_SCOPED_COPY: "true" });
+        store.secrets.insert(("apps".into(), "ecr-credentials".into()), copy);
+        let (fake, kube) =
+            fake::target(store, super::super::settings::Settings { adopt: true, ..fake::namespaces(&["apps"], &[]) });
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].error.kind(), "rancher_copy");
+        assert!(fake.take_seen().iter().all(|s| !s.is_write()));
+    }
+
+    #[tokio::test]
+    async fn a_secret_of_another_type_is_not_changed() {
+        let mut store = fake::with_namespaces(&["apps"]);
+        let mut opaque = foreign();
+        opaque["type"] = json!("Opaque");
+        opaque["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "rancher-ecr-credentials"});
+        store.secrets.insert(("apps".into(), "ecr-credentials".into()), opaque);
+        let (fake, kube) = fake::target(store, fake::namespaces(&["apps"], &[]));
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert_eq!(report.failures[0].error.kind(), "wrong_type");
+        assert!(fake.take_seen().iter().all(|s| !s.is_write()));
+    }
+}

@@ -32,6 +32,8 @@ pub mod apply;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod namespaces;
 pub mod outcome;
 pub mod projects;

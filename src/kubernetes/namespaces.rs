@@ -61,3 +61,31 @@ pub(super) fn terminating(namespace: &Namespace) -> bool {
     namespace.metadata.deletion_timestamp.is_some()
         || namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_label_selector_goes_to_the_api_server_and_names_and_exclusions_apply_to_what_it_returns() {
+        let mut store = fake::with_namespaces(&["apps", "team-a", "team-b", "unlabelled"]);
+        for name in ["apps", "team-a", "team-b"] {
+            store.namespaces.get_mut(name).unwrap().0.insert("ecr-pull".into(), "true".into());
+        }
+        let selection = Selection {
+            names: vec!["team-*".into()],
+            selector: Some("ecr-pull=true".into()),
+            exclude: vec!["team-b".into()],
+        };
+        let (fake, kube) = fake::target(store, fake::namespaces(&[], &[]));
+
+        let names = kube.list_namespaces(&selection).await.unwrap();
+
+        assert_eq!(names, ["team-a"]);
+        let seen = fake.take_seen();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].path.contains("labelSelector=ecr-pull%3Dtrue"), "{}", seen[0].path);
+        assert!(seen[0].path.contains("limit=500"), "{}", seen[0].path);
+    }
+}

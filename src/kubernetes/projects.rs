@@ -37,3 +37,46 @@ impl Kubernetes {
         Ok(self.ensure_secret(namespace, desired, Some(project), options).await?.into_iter().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use super::super::settings::{Mode, Settings};
+    use crate::report::Places;
+
+    fn projects(ids: &[&str]) -> Settings {
+        Settings { mode: Mode::Projects(ids.iter().map(|i| i.to_string()).collect()), ..fake::namespaces(&[], &[]) }
+    }
+
+    #[tokio::test]
+    async fn a_project_secret_goes_into_the_backing_namespace_with_the_project_label() {
+        let mut store = fake::Store::default();
+        store.projects.insert(("c-abc12".into(), "p-xyz34".into()), "c-abc12-p-xyz34".into());
+        let (fake, kube) = fake::target(store, projects(&["c-abc12:p-xyz34"]));
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.written[0].resource, "Secret c-abc12-p-xyz34/ecr-credentials (project p-xyz34)");
+        let secret = fake.secret("c-abc12-p-xyz34", "ecr-credentials").expect("written in the backing namespace");
+        assert_eq!(secret["metadata"]["labels"]["management.cattle.io/project-scoped-secret"], "p-xyz34");
+        assert_eq!(fake::password_in(&secret).as_deref(), Some("pw"));
+        let first = &fake.take_seen()[0];
+        assert_eq!(first.path, "/apis/management.cattle.io/v3/namespaces/c-abc12/projects/p-xyz34");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_project_fails_alone_with_what_to_do() {
+        let mut store = fake::Store::default();
+        store.projects.insert(("c-abc12".into(), "p-xyz34".into()), "c-abc12-p-xyz34".into());
+        let (fake, kube) = fake::target(store, projects(&["c-abc12:p-gone", "c-abc12:p-xyz34"]));
+
+        let report = kube.sync(&fake::tokens("pw"), Default::default()).await.unwrap();
+
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].scope.as_deref(), Some("c-abc12:p-gone"));
+        assert!(report.failures[0].error.hint().unwrap().contains("RANCHER_PROJECT_SECRETS"));
+        assert_eq!(report.places, Some(Places { total: 2, missing: vec!["c-abc12:p-gone".into()] }));
+        assert!(fake.secret("c-abc12-p-xyz34", "ecr-credentials").is_some());
+    }
+}

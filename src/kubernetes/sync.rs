@@ -102,3 +102,84 @@ impl Kubernetes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{self, password_in};
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_one_secret_in_each_selected_namespace_and_none_elsewhere() {
+        let mut store = fake::with_namespaces(&["apps", "team-a", "team-b", "kube-system", "other"]);
+        store.namespaces.insert("team-dying".into(), (Default::default(), true));
+        let (fake, kube) = fake::target(store, fake::namespaces(&["apps", "team-*"], &["team-b"]));
+
+        let report = kube.sync(&fake::tokens("pw-1"), SyncOptions::default()).await.unwrap();
+
+        let mut written: Vec<&str> = report.written.iter().map(|w| w.resource.as_str()).collect();
+        written.sort();
+        assert_eq!(written, ["Secret apps/ecr-credentials", "Secret team-a/ecr-credentials"]);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.places, Some(Places { total: 2, missing: Vec::new() }));
+        assert_eq!(report.held, [fake::HOST]);
+        for namespace in ["apps", "team-a"] {
+            let secret = fake.secret(namespace, "ecr-credentials").expect("written");
+            assert_eq!(password_in(&secret).as_deref(), Some("pw-1"), "{namespace}");
+            assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+        }
+        let mut writes: Vec<String> = fake.take_seen().into_iter().filter(|s| s.is_write()).map(|s| s.path).collect();
+        writes.sort();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert!(writes[0].starts_with("/api/v1/namespaces/apps/secrets/ecr-credentials?"), "{writes:?}");
+        assert!(writes[1].starts_with("/api/v1/namespaces/team-a/secrets/ecr-credentials?"), "{writes:?}");
+        assert!(writes.iter().all(|w| w.contains("fieldManager=rancher-ecr-credentials") && w.contains("force=true")));
+    }
+
+    #[tokio::test]
+    async fn a_second_sync_with_the_same_token_writes_nothing_and_a_new_token_rewrites() {
+        let (fake, kube) = fake::target(fake::with_namespaces(&["apps"]), fake::namespaces(&["apps"], &[]));
+        kube.sync(&fake::tokens("pw-1"), SyncOptions::default()).await.unwrap();
+        fake.take_seen();
+
+        let again = kube.sync(&fake::tokens("pw-1"), SyncOptions::default()).await.unwrap();
+
+        assert!(again.written.is_empty(), "{:?}", again.written);
+        assert_eq!(again.held, [fake::HOST], "a current Secret is still held");
+        assert!(fake.take_seen().iter().all(|s| !s.is_write()), "no write when the Secret is current");
+
+        let renewed = kube.sync(&fake::tokens("pw-2"), SyncOptions::default()).await.unwrap();
+        assert_eq!(renewed.written.len(), 1);
+        assert_eq!(password_in(&fake.secret("apps", "ecr-credentials").unwrap()).as_deref(), Some("pw-2"));
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reads_and_reports_but_writes_nothing() {
+        let (fake, kube) = fake::target(fake::with_namespaces(&["apps"]), fake::namespaces(&["apps"], &[]));
+        let report = kube.sync(&fake::tokens("pw-1"), SyncOptions { dry_run: true, ..SyncOptions::default() }).await;
+        assert_eq!(report.unwrap().written.len(), 1);
+        assert!(fake.take_seen().iter().all(|s| !s.is_write()));
+        assert!(fake.secret("apps", "ecr-credentials").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_namespace_is_named_and_the_others_are_still_written() {
+        let mut store = fake::with_namespaces(&["apps", "locked"]);
+        store.forbidden.insert("locked".into());
+        let (fake, kube) = fake::target(store, fake::namespaces(&["*"], &[]));
+
+        let report = kube.sync(&fake::tokens("pw-1"), SyncOptions::default()).await.unwrap();
+
+        assert_eq!(report.failures.len(), 1);
+        let failure = &report.failures[0];
+        assert_eq!(failure.scope.as_deref(), Some("locked"));
+        assert_eq!(failure.error.kind(), "forbidden");
+        assert!(
+            failure.error.to_string().starts_with("patch secrets locked/ecr-credentials: HTTP 403"),
+            "{}",
+            failure.error
+        );
+        assert!(failure.error.is_permanent());
+        assert_eq!(report.places, Some(Places { total: 2, missing: vec!["locked".into()] }));
+        assert!(fake.secret("apps", "ecr-credentials").is_some());
+    }
+}

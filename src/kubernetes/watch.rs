@@ -193,3 +193,64 @@ where
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_watch_writes_a_new_namespace_at_once_and_leaves_a_current_one_alone() {
+        let (fake, kube) = fake::target(fake::with_namespaces(&["apps"]), fake::namespaces(&["*"], &[]));
+        let status = Status::new(&["t".into()]);
+        kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+        fake.store().namespaces.insert("team-new".into(), Default::default());
+        fake.take_seen();
+
+        kube.catch_up("t", &status, "team-new").await;
+
+        assert_eq!(fake::password_in(&fake.secret("team-new", "ecr-credentials").unwrap()).as_deref(), Some("pw"));
+        assert_eq!(kube.state().places(), crate::report::Places { total: 2, missing: Vec::new() });
+        fake.take_seen();
+        kube.catch_up("t", &status, "team-new").await;
+        kube.catch_up("t", &status, "apps").await;
+        assert!(fake.take_seen().is_empty(), "a namespace that holds the current token is not read again");
+    }
+
+    #[tokio::test]
+    async fn the_watch_leaves_namespaces_to_a_running_sync_and_waits_for_a_first_token() {
+        let (fake, kube) = fake::target(fake::with_namespaces(&["apps"]), fake::namespaces(&["*"], &[]));
+        let status = Status::new(&["t".into()]);
+        kube.catch_up("t", &status, "apps").await;
+        assert!(fake.take_seen().is_empty(), "nothing to write before the first sync");
+
+        kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+        fake.store().namespaces.insert("team-new".into(), Default::default());
+        kube.state().syncing = true;
+        fake.take_seen();
+        kube.catch_up("t", &status, "team-new").await;
+        assert!(fake.take_seen().is_empty(), "a running sync covers it");
+    }
+
+    #[tokio::test]
+    async fn a_failure_of_the_watch_is_counted_like_one_of_the_refresh() {
+        let mut store = fake::with_namespaces(&["apps"]);
+        store.forbidden.insert("locked".into());
+        let (fake, kube) = fake::target(store, fake::namespaces(&["*"], &[]));
+        let status = Status::new(&["t".into()]);
+        kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+        fake.store().namespaces.insert("locked".into(), Default::default());
+
+        kube.catch_up("t", &status, "locked").await;
+
+        let metrics = status.encode_metrics(std::time::SystemTime::now());
+        let counted = metrics.lines().any(|l| {
+            l.starts_with("rancher_ecr_credentials_errors_total")
+                && l.contains("source=\"kubernetes\"")
+                && l.contains("kind=\"forbidden\"")
+                && l.ends_with(" 1")
+        });
+        assert!(counted, "{metrics}");
+        assert_eq!(kube.state().places().missing, ["locked"]);
+    }
+}
