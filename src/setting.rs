@@ -48,6 +48,18 @@ pub enum Kind {
 }
 
 impl Setting {
+    /// A setting that the file has too, under `key`.
+    pub const fn new(
+        var: &'static str,
+        flag: &'static str,
+        key: &'static str,
+        value_name: &'static str,
+        kind: Kind,
+        help: &'static str,
+    ) -> Setting {
+        Setting { var, flag, key: Some(key), value_name, help, kind }
+    }
+
     /// The file's key, or the variable for a setting the file does not have.
     pub fn key(&self) -> &'static str {
         self.key.unwrap_or(self.var)

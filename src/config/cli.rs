@@ -1,5 +1,5 @@
 //! The command line: the daemon's own flags (this [`Cli`]), and the flags of every target and source setting,
-//! which the module that owns each setting declares ([`SETTINGS`]) and [`command`] adds. Every flag can also be
+//! which the module that owns each setting declares ([`settings`]) and [`command`] adds. Every flag can also be
 //! given as its environment variable.
 
 use std::path::PathBuf;

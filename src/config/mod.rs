@@ -6,8 +6,8 @@
 //! with its value.
 //!
 //! - [`cli`]: the command line (the daemon's own flags, and a flag for every setting the APIs declare);
-//! - [`env`]: the environment form, one source and one target of each kind;
-//! - [`file`]: the file form, several of each;
+//! - [`env`](mod@env): the environment form, one source and one target of each kind;
+//! - [`file`](mod@file): the file form, several of each;
 //! - [`checks`]: the checks of the daemon's own settings;
 //! - [`plan`]: the [`Plan`] both forms give, and its description for `--check-config`.
 //!

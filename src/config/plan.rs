@@ -1,5 +1,5 @@
 //! The plan: where ECR tokens come from (sources) and which targets they go to, as both forms of the
-//! configuration describe it ([`super::env`], [`super::file`]); and the plan in words for `--check-config`.
+//! configuration describe it ([`super::env`](mod@super::env), [`super::file`](mod@super::file)); and the plan in words for `--check-config`.
 
 use std::fmt::Write as _;
 

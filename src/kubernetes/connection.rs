@@ -6,28 +6,20 @@ use std::time::Duration;
 
 use crate::setting::{Given, Kind, Setting, SettingError, invalid, non_empty};
 
-const fn setting(
-    var: &'static str,
-    flag: &'static str,
-    key: &'static str,
-    value_name: &'static str,
-    help: &'static str,
-) -> Setting {
-    Setting { var, flag, key: Some(key), value_name, help, kind: Kind::Text }
-}
-
-pub const CONTEXT: Setting = setting(
+pub const CONTEXT: Setting = Setting::new(
     "KUBERNETES_CONTEXT",
     "kubernetes-context",
     "context",
     "NAME",
+    Kind::Text,
     "Kubernetes target: the kubeconfig context to use (default: its current context).",
 );
-pub const KUBECONFIG: Setting = setting(
+pub const KUBECONFIG: Setting = Setting::new(
     "KUBECONFIG",
     "kubeconfig",
     "kubeconfig",
     "PATHS",
+    Kind::Text,
     "Kubernetes target: kubeconfig file(s), colon-separated. Unset: the pod's ServiceAccount inside a cluster, else ~/.kube/config.",
 );
 

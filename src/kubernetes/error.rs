@@ -1,4 +1,4 @@
-//! [`KubernetesError`]: a failed Kubernetes call, or a Secret this daemon will not write; and [`Call`], which
+//! [`KubernetesError`]: a failed Kubernetes call, or a Secret this daemon will not write; and `Call`, which
 //! names each call for its error and bounds it in time.
 
 use std::time::Duration;

@@ -11,18 +11,7 @@ pub use super::connection::{CONTEXT, KUBECONFIG};
 use super::select::{self, Selection};
 use crate::setting::{Given, Kind, Setting, SettingError, invalid, project_ids};
 
-pub(super) const fn setting(
-    var: &'static str,
-    flag: &'static str,
-    key: &'static str,
-    value_name: &'static str,
-    kind: Kind,
-    help: &'static str,
-) -> Setting {
-    Setting { var, flag, key: Some(key), value_name, help, kind }
-}
-
-pub const NAMESPACES: Setting = setting(
+pub const NAMESPACES: Setting = Setting::new(
     "KUBERNETES_NAMESPACES",
     "kubernetes-namespaces",
     "namespaces",
@@ -30,7 +19,7 @@ pub const NAMESPACES: Setting = setting(
     Kind::List,
     "Kubernetes target: comma-separated namespaces to write the pull Secret into, as names or globs (apps, team-*, * for all). Setting it (or KUBERNETES_NAMESPACE_SELECTOR) selects the Kubernetes target; with CATTLE_URL also set, both targets run.",
 );
-pub const SELECTOR: Setting = setting(
+pub const SELECTOR: Setting = Setting::new(
     "KUBERNETES_NAMESPACE_SELECTOR",
     "kubernetes-namespace-selector",
     "namespace_selector",
@@ -38,7 +27,7 @@ pub const SELECTOR: Setting = setting(
     Kind::Text,
     "Kubernetes target: only namespaces with these labels (a label selector, as kubectl get -l takes it).",
 );
-pub const EXCLUDE: Setting = setting(
+pub const EXCLUDE: Setting = Setting::new(
     "KUBERNETES_EXCLUDE_NAMESPACES",
     "kubernetes-exclude-namespaces",
     "exclude_namespaces",
@@ -46,7 +35,7 @@ pub const EXCLUDE: Setting = setting(
     Kind::List,
     "Kubernetes target: comma-separated namespaces (names or globs) never written to, e.g. kube-*.",
 );
-pub const SECRET_NAME: Setting = setting(
+pub const SECRET_NAME: Setting = Setting::new(
     "KUBERNETES_SECRET_NAME",
     "kubernetes-secret-name",
     "secret_name",
@@ -54,7 +43,7 @@ pub const SECRET_NAME: Setting = setting(
     Kind::Text,
     "Kubernetes target: name of the Secret written in each namespace (default ecr-credentials).",
 );
-pub const SERVICE_ACCOUNTS: Setting = setting(
+pub const SERVICE_ACCOUNTS: Setting = Setting::new(
     "KUBERNETES_SERVICE_ACCOUNTS",
     "kubernetes-service-accounts",
     "service_accounts",
@@ -62,7 +51,7 @@ pub const SERVICE_ACCOUNTS: Setting = setting(
     Kind::List,
     "Kubernetes target: comma-separated ServiceAccounts (e.g. default, or * for all) whose imagePullSecrets get the Secret, keeping what they already list.",
 );
-pub const ADOPT: Setting = setting(
+pub const ADOPT: Setting = Setting::new(
     "KUBERNETES_ADOPT_SECRETS",
     "kubernetes-adopt-secrets",
     "adopt",
@@ -70,7 +59,7 @@ pub const ADOPT: Setting = setting(
     Kind::Bool,
     "Kubernetes target: take over an existing Secret of that name that this daemon did not write: true or false (default false: such a Secret is left alone, with an error naming it).",
 );
-pub const PROJECT_SECRETS: Setting = setting(
+pub const PROJECT_SECRETS: Setting = Setting::new(
     "RANCHER_PROJECT_SECRETS",
     "rancher-project-secrets",
     "rancher_projects",

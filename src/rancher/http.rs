@@ -1,5 +1,5 @@
 //! The HTTP every Rancher API shares: the client (TLS, proxies, timeouts), sending a request, and reading its
-//! answer with a cap on its size ([`Answer`]).
+//! answer with a cap on its size (`Answer`).
 
 use std::time::Duration;
 

@@ -8,18 +8,7 @@ use super::endpoint::{ApiChoice, Endpoint};
 use crate::secret::Secret;
 use crate::setting::{Given, Kind, Setting, SettingError, invalid, project_ids};
 
-const fn setting(
-    var: &'static str,
-    flag: &'static str,
-    key: &'static str,
-    value_name: &'static str,
-    kind: Kind,
-    help: &'static str,
-) -> Setting {
-    Setting { var, flag, key: Some(key), value_name, help, kind }
-}
-
-pub const URL: Setting = setting(
+pub const URL: Setting = Setting::new(
     "CATTLE_URL",
     "cattle-url",
     "url",
@@ -27,7 +16,7 @@ pub const URL: Setting = setting(
     Kind::Text,
     "Rancher API endpoint: Rancher 1.x http://rancher:8080/v1, …/v2-beta or …/v2-beta/projects/1a5; Rancher 2 https://rancher/v3 or …/v3/projects/c-xxxxx:p-xxxxx; or a bare URL, probed to tell the two apart. Injected by Rancher 1.x for services with the agent labels.",
 );
-pub const API: Setting = setting(
+pub const API: Setting = Setting::new(
     "RANCHER_API",
     "rancher-api",
     "api",
@@ -35,7 +24,7 @@ pub const API: Setting = setting(
     Kind::Text,
     "Which Rancher API CATTLE_URL speaks: auto (from the URL's path; a bare URL is probed), cattle (1.x) or v3 (2.x).",
 );
-pub const PROJECTS: Setting = setting(
+pub const PROJECTS: Setting = Setting::new(
     "RANCHER_PROJECTS",
     "rancher-projects",
     "projects",
@@ -43,7 +32,7 @@ pub const PROJECTS: Setting = setting(
     Kind::List,
     "Rancher 2: comma-separated project ids (c-xxxxx:p-xxxxx) to keep credentials fresh in, when CATTLE_URL is the /v3 root. Empty: every project the API key can see.",
 );
-pub const CLUSTER: Setting = setting(
+pub const CLUSTER: Setting = Setting::new(
     "RANCHER_CLUSTER",
     "rancher-cluster",
     "cluster",
@@ -51,7 +40,7 @@ pub const CLUSTER: Setting = setting(
     Kind::Text,
     "Rancher 2: only the projects of this cluster (e.g. c-xxxxx or local), when CATTLE_URL is the /v3 root.",
 );
-pub const ENVIRONMENTS: Setting = setting(
+pub const ENVIRONMENTS: Setting = Setting::new(
     "RANCHER_ENVIRONMENTS",
     "rancher-environments",
     "environments",
@@ -59,7 +48,7 @@ pub const ENVIRONMENTS: Setting = setting(
     Kind::List,
     "Rancher 1.x with an account API key and CATTLE_URL the API root (…/v2-beta): the environments to keep credentials fresh in: all (every environment the key sees, new ones included) or a comma list of names or ids (1a5).",
 );
-pub const TOKEN: Setting = setting(
+pub const TOKEN: Setting = Setting::new(
     "RANCHER_TOKEN",
     "rancher-token",
     "token",
@@ -67,7 +56,7 @@ pub const TOKEN: Setting = setting(
     Kind::Secret,
     "Rancher 2 bearer token (token-xxxxx:secret), instead of CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY. As a flag it is visible to every local user (/proc/PID/cmdline): prefer the variable or RANCHER_TOKEN_FILE.",
 );
-pub const TOKEN_FILE: Setting = setting(
+pub const TOKEN_FILE: Setting = Setting::new(
     "RANCHER_TOKEN_FILE",
     "rancher-token-file",
     "token_file",
@@ -75,7 +64,7 @@ pub const TOKEN_FILE: Setting = setting(
     Kind::Path,
     "File holding the Rancher 2 bearer token (for mounted secrets); instead of RANCHER_TOKEN.",
 );
-pub const ACCESS_KEY: Setting = setting(
+pub const ACCESS_KEY: Setting = Setting::new(
     "CATTLE_ACCESS_KEY",
     "cattle-access-key",
     "access_key",
@@ -83,7 +72,7 @@ pub const ACCESS_KEY: Setting = setting(
     Kind::Hidden,
     "Rancher API access key (Cattle: the user name of HTTP Basic auth; Rancher 2: the token-xxxxx part).",
 );
-pub const ACCESS_KEY_FILE: Setting = setting(
+pub const ACCESS_KEY_FILE: Setting = Setting::new(
     "CATTLE_ACCESS_KEY_FILE",
     "cattle-access-key-file",
     "access_key_file",
@@ -91,7 +80,7 @@ pub const ACCESS_KEY_FILE: Setting = setting(
     Kind::Path,
     "File holding the Rancher API access key (for mounted secrets); instead of CATTLE_ACCESS_KEY.",
 );
-pub const SECRET_KEY: Setting = setting(
+pub const SECRET_KEY: Setting = Setting::new(
     "CATTLE_SECRET_KEY",
     "cattle-secret-key",
     "secret_key",
@@ -99,7 +88,7 @@ pub const SECRET_KEY: Setting = setting(
     Kind::Secret,
     "Rancher API secret key (the password of HTTP Basic auth). Never logged. As a flag it is visible to every local user (/proc/PID/cmdline): prefer the variable or CATTLE_SECRET_KEY_FILE.",
 );
-pub const SECRET_KEY_FILE: Setting = setting(
+pub const SECRET_KEY_FILE: Setting = Setting::new(
     "CATTLE_SECRET_KEY_FILE",
     "cattle-secret-key-file",
     "secret_key_file",
@@ -107,7 +96,7 @@ pub const SECRET_KEY_FILE: Setting = setting(
     Kind::Path,
     "File holding the Rancher API secret key (for mounted secrets); instead of CATTLE_SECRET_KEY.",
 );
-pub const CA_BUNDLE: Setting = setting(
+pub const CA_BUNDLE: Setting = Setting::new(
     "CATTLE_CA_BUNDLE",
     "cattle-ca-bundle",
     "ca_bundle",
@@ -115,7 +104,7 @@ pub const CA_BUNDLE: Setting = setting(
     Kind::Path,
     "PEM file with the CA certificate(s) that signed Rancher's TLS certificate (self-signed or private CA), trusted in addition to the system trust store (which SSL_CERT_FILE can replace).",
 );
-pub const INSECURE_SKIP_VERIFY: Setting = setting(
+pub const INSECURE_SKIP_VERIFY: Setting = Setting::new(
     "CATTLE_INSECURE_SKIP_VERIFY",
     "cattle-insecure-skip-verify",
     "insecure_skip_verify",
@@ -123,7 +112,7 @@ pub const INSECURE_SKIP_VERIFY: Setting = setting(
     Kind::Bool,
     "Do not verify Rancher's TLS certificate at all: true or false. Anyone on the network path can then read the Rancher key and the ECR passwords; prefer CATTLE_CA_BUNDLE. Logged as a warning at every start.",
 );
-pub const AUTO_CREATE: Setting = setting(
+pub const AUTO_CREATE: Setting = Setting::new(
     "AUTO_CREATE",
     "auto-create",
     "auto_create",
