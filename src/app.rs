@@ -96,7 +96,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
                 "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication");
         }
         let proxy = aws_http::rancher_proxy_for(spec.rancher.endpoint.url().as_str());
-        info!(target = %name, proxy = proxy.as_deref().unwrap_or("none"), "Rancher calls go {}",
+        info!(target = %name, proxy = %proxy.as_deref().unwrap_or("none"), "Rancher calls go {}",
             match proxy { Some(_) => "through a proxy", None => "directly" });
         targets.push((name, Target::Rancher(target), spec.auto_create, spec.sources.clone()));
     }
@@ -137,7 +137,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             registry_ids = %spec.aws.registry_ids.join(","),
             assume_role = spec.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
             endpoint = %ecr.endpoint_host(),
-            proxy = ecr.proxy().unwrap_or("none"),
+            proxy = %ecr.proxy().unwrap_or("none"),
             extra_ca = %aws_http.extra_cas().join(","),
             "Token source"
         );

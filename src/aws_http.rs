@@ -119,7 +119,8 @@ impl Proxies {
         let first = |names: [&'static str; 2]| {
             names.into_iter().find_map(|name| get(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)))
         };
-        let parse = |found: Option<(&'static str, String)>| found.map(|(name, v)| ProxyUrl::parse(name, &v)).transpose();
+        let parse =
+            |found: Option<(&'static str, String)>| found.map(|(name, v)| ProxyUrl::parse(name, &v)).transpose();
         let all = parse(first(["ALL_PROXY", "all_proxy"]))?;
         let https = parse(first(["HTTPS_PROXY", "https_proxy"]))?.or_else(|| all.clone());
         let cgi = get("REQUEST_METHOD").is_some();

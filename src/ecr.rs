@@ -319,8 +319,11 @@ impl Ecr {
 
     /// ECR Public's answer has one entry and no endpoint: the token is for `public.ecr.aws`.
     async fn fetch_public(&self, client: &aws_sdk_ecrpublic::Client) -> Result<Vec<RegistryToken>, EcrError> {
-        let output =
-            client.get_authorization_token().send().await.map_err(|e| describe_sdk_error(e, &self.endpoint_host, &self.proxy))?;
+        let output = client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| describe_sdk_error(e, &self.endpoint_host, &self.proxy))?;
         let entry = output.authorization_data().ok_or(EcrError::Empty)?;
         let expires_at = entry.expires_at().and_then(|at| SystemTime::try_from(*at).ok());
         let endpoint = format!("https://{PUBLIC_HOST}");

@@ -53,6 +53,11 @@ impl FakeSts {
         self.server.url()
     }
 
+    /// The loopback address it listens on (for a proxy's route).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
+    }
+
     /// Allows assuming `arn`; with `external_id`, only when the caller gives exactly that ExternalId.
     pub fn add_role(&self, arn: &str, external_id: Option<&str>) {
         let role = Role { arn: arn.to_string(), external_id: external_id.map(str::to_string) };
