@@ -218,3 +218,38 @@ async fn rancher_is_reached_through_the_same_proxy() {
     let rancher = run.output.lines().find(|l| l.contains("Rancher calls go")).expect("a Rancher line");
     assert!(rancher.contains("through a proxy") && rancher.contains(&proxy.url()), "{rancher}");
 }
+
+#[tokio::test]
+async fn web_identity_goes_to_sts_through_the_proxy_too() {
+    let (ecr, cattle) = (ecr().await, cattle().await);
+    let sts = FakeSts::start().await;
+    sts.add_role(ROLE, None);
+    ecr.set_caller_account(&sts.access_key_for(ROLE), ACCOUNT);
+    let proxy = FakeProxy::start(ProxyConfig { inspect_tls: true, ..ProxyConfig::default() }).await;
+    proxy.route(ECR_HOST, ecr.addr());
+    proxy.route("sts.us-east-1.amazonaws.com", sts.addr());
+    proxy.route("sts.amazonaws.com", sts.addr());
+    let credential = cattle.add_credential(&cattle.add_registry(&host(ACCOUNT)), "AWS", OLD_PASSWORD);
+    let token_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-irsa-token", std::process::id()));
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.projected-service-account-token.sig").unwrap();
+    // IRSA: no keys, a projected token and the role.
+    let mut env = proxied_env(&ecr, &format!("{}/v2-beta", cattle.url()), &proxy.url());
+    unset(&mut env, "AWS_ACCESS_KEY_ID");
+    unset(&mut env, "AWS_SECRET_ACCESS_KEY");
+    set(&mut env, "AWS_WEB_IDENTITY_TOKEN_FILE", &token_file.display().to_string());
+    set(&mut env, "AWS_ROLE_ARN", ROLE);
+    set(&mut env, "SSL_CERT_FILE", &write_ca(&proxy, "irsa").display().to_string());
+
+    let run = run(&env, &["--once"]).await;
+
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert_eq!(secret_of(&cattle, &credential).as_deref(), Some(NEW_PASSWORD));
+    let calls = sts.requests();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].action.as_deref(), Some("AssumeRoleWithWebIdentity"));
+    assert!(calls[0].web_identity_token.as_deref().is_some_and(|t| t.contains("projected-service-account-token")));
+    let targets: Vec<String> = connects(&proxy).into_iter().map(|r| r.target).collect();
+    assert!(targets.iter().any(|t| t.starts_with("sts.") && t.ends_with(".amazonaws.com:443")), "{targets:?}");
+    let signed_by: Vec<Option<String>> = ecr.requests().into_iter().map(|r| r.access_key_id).collect();
+    assert_eq!(signed_by, [Some(sts.access_key_for(ROLE))]);
+}
