@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, plan};
+use crate::ecr::aws_http::AwsHttp;
 use crate::ecr::{self, Ecr};
 use crate::kubernetes::KubeConnection;
 use crate::kubernetes::{self, Kubernetes};
@@ -56,6 +57,11 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     for name in &config.ignored {
         warn!("{name} is ignored: CONFIG_FILE describes the sources and targets");
     }
+    // Proxy variables and CA bundles for AWS calls, read once: a bad one is a configuration error.
+    let aws_http = match AwsHttp::from_env() {
+        Ok(aws_http) => aws_http,
+        Err(e) => return bad_config(&e.to_string()),
+    };
     let mut regions = Vec::new();
     for source in &config.plan.sources {
         match ecr::resolve_region(&source.aws, source.public).await {
@@ -88,6 +94,9 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             warn!(target = %name,
                 "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication");
         }
+        let proxy = rancher::http::proxy_for(spec.rancher.endpoint.url().as_str());
+        info!(target = %name, proxy = %proxy.as_deref().unwrap_or("none"), "Rancher calls go {}",
+            match proxy { Some(_) => "through a proxy", None => "directly" });
         targets.push((name, Target::Rancher(target), spec.auto_create, spec.sources.clone()));
     }
     for spec in &config.plan.kube_targets {
@@ -113,6 +122,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let mut sources = Vec::new();
     for (spec, region) in config.plan.sources.iter().zip(&regions) {
         let ecr = Ecr::new(
+            &aws_http,
             region.clone(),
             spec.aws.registry_ids.clone(),
             spec.aws.assume_role.as_ref(),
@@ -126,6 +136,9 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             public = spec.public,
             registry_ids = %spec.aws.registry_ids.join(","),
             assume_role = spec.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
+            endpoint = %ecr.endpoint_host(),
+            proxy = %ecr.proxy().unwrap_or("none"),
+            extra_ca = %aws_http.extra_cas().join(","),
             "Token source"
         );
         sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone(), config.host_forms.clone())));

@@ -20,7 +20,8 @@
 //! - [`kubernetes`]: Secrets through the Kubernetes API (namespaces, or Rancher 2.12+ project-scoped secrets),
 //!   split by job; its settings and connection.
 //! - [`ecr`]: AWS credentials, GetAuthorizationToken, decoding tokens; AWS's settings and region
-//!   ([`ecr::settings`]).
+//!   ([`ecr::settings`]); the one HTTP client of every AWS call, with proxies and extra CAs
+//!   ([`ecr::aws_http`]).
 //! - [`setting`]: what a setting is ([`setting::Setting`]: variable, flag, file key, help), how either form
 //!   gives it ([`setting::Given`]), and the parsers every module's checks share.
 //! - [`server`]: health and metrics over HTTP, and the `healthcheck` command.

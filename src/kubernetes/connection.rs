@@ -162,9 +162,15 @@ pub async fn clients(connection: &KubeConnection, timeout: Duration) -> Result<(
     let mut config = match connection {
         KubeConnection::Kubeconfig { kubeconfig, files, context, .. } => {
             let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-            kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
+            let mut config = kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
                 .await
-                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?
+                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?;
+            // kube-rs takes HTTPS_PROXY from the environment when the kubeconfig names no proxy-url; those
+            // variables are for AWS and Rancher here, and the API server is reached directly.
+            if !names_proxy(&kubeconfig.0, context) {
+                config.proxy_url = None;
+            }
+            config
         }
         KubeConnection::InCluster { .. } => kube::Config::incluster().map_err(|e| {
             format!("KUBECONFIG: not set, and the pod's ServiceAccount cannot be used: {}", one_line(&e.to_string()))
@@ -179,6 +185,21 @@ pub async fn clients(connection: &KubeConnection, timeout: Duration) -> Result<(
     let watch_client =
         kube::Client::try_from(config).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
     Ok((client, watch_client))
+}
+
+/// Whether the kubeconfig's cluster of `context` has a `proxy-url` of its own.
+fn names_proxy(kubeconfig: &kube::config::Kubeconfig, context: &str) -> bool {
+    let cluster = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.as_str());
+    kubeconfig
+        .clusters
+        .iter()
+        .filter(|c| Some(c.name.as_str()) == cluster)
+        .any(|c| c.cluster.as_ref().is_some_and(|c| c.proxy_url.as_ref().is_some_and(|p| !p.is_empty())))
 }
 
 const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);

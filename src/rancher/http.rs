@@ -37,6 +37,15 @@ pub fn http_client(tls: &TlsSettings, timeout: Duration) -> reqwest::Result<reqw
         .build()
 }
 
+/// The proxy that the Rancher client (reqwest) uses for `url`, read from the environment as reqwest reads it;
+/// without credentials. `None` when it goes directly.
+pub fn proxy_for(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    hyper_util::client::proxy::matcher::Matcher::from_env()
+        .intercept(&uri)
+        .map(|intercept| redact::proxy_uri(intercept.uri()))
+}
+
 /// The error body both Rancher APIs send: `code`, `message` and, for validation errors, `fieldName`.
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
