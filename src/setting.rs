@@ -91,6 +91,12 @@ pub trait Given {
         }
     }
 
+    /// Where a setting was given, for log lines about it (a secret re-read from its file): the variable, or
+    /// the file's table and key.
+    fn label(&self, setting: &Setting) -> String {
+        self.name(setting).to_string()
+    }
+
     /// A path setting's value.
     fn path(&self, setting: &Setting) -> Option<PathBuf> {
         self.value(setting).map(PathBuf::from)
@@ -115,10 +121,10 @@ pub trait Given {
             (Some(_), Some(_)) => {
                 Err(invalid(file, format!("set together with {}; use one of the two", self.name(value))))
             }
-            (Some(text), None) => Ok(Some(Secret::fixed(self.name(value), text))),
+            (Some(text), None) => Ok(Some(Secret::fixed(self.label(value), text))),
             (None, Some(path)) => {
                 let text = crate::secret::read_file(&path).map_err(|problem| invalid(file, problem))?;
-                Ok(Some(Secret::from_file(self.name(file), &path, text)))
+                Ok(Some(Secret::from_file(self.label(file), &path, text)))
             }
             (None, None) => Ok(None),
         }

@@ -106,6 +106,10 @@ impl Given for Entry<'_> {
         };
         Some(text.trim().to_string()).filter(|t| !t.is_empty())
     }
+
+    fn label(&self, setting: &Setting) -> String {
+        format!("{}.{}", self.name, setting.key())
+    }
 }
 
 impl Entry<'_> {
