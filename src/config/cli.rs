@@ -8,17 +8,23 @@ use clap::{Arg, CommandFactory, Parser};
 
 use crate::setting::{Kind, Setting};
 
-/// The settings of targets and sources, in the order `--help` shows them: Rancher's, AWS's, Kubernetes'.
+/// The settings of targets and sources, by the API that owns them, in the order `--help` shows them.
+const GROUPS: [(&str, &[&Setting]); 3] = [
+    ("Rancher target", &crate::rancher::settings::SETTINGS),
+    ("Token source (AWS)", &crate::ecr::settings::SETTINGS),
+    ("Kubernetes target", &crate::kubernetes::settings::SETTINGS),
+];
+
+/// Every setting of targets and sources.
 pub fn settings() -> impl Iterator<Item = &'static Setting> {
-    let rancher = crate::rancher::settings::SETTINGS;
-    let aws = crate::ecr::settings::SETTINGS;
-    let kubernetes = crate::kubernetes::settings::SETTINGS;
-    rancher.into_iter().chain(aws).chain(kubernetes)
+    GROUPS.into_iter().flat_map(|(_, settings)| settings.iter().copied())
 }
 
-/// The whole command line: [`Cli`] and a flag for each of [`settings`].
+/// The whole command line: [`Cli`] and a flag for each of [`settings`], under the heading of its API.
 pub fn command() -> clap::Command {
-    Cli::command().args(settings().map(arg))
+    let args =
+        GROUPS.into_iter().flat_map(|(heading, settings)| settings.iter().map(move |s| arg(s).help_heading(heading)));
+    Cli::command().args(args)
 }
 
 fn arg(setting: &'static Setting) -> Arg {
