@@ -56,6 +56,22 @@ impl Target {
         }
     }
 
+    /// A Kubernetes target with `KUBERNETES_DIAGNOSE_PULLS` watches kubelet's Events for failed ECR pulls and
+    /// says their cause on the Pod; `refresh_now` asks this target's loop for a new token of a registry. Returns
+    /// at once otherwise.
+    pub async fn diagnose_pulls(
+        &self,
+        name: &str,
+        status: &Status,
+        refresh_now: &(dyn Fn(&str) + Send + Sync),
+        shutdown: &CancellationToken,
+    ) {
+        match self {
+            Target::Rancher(_) => {}
+            Target::Kubernetes(kubernetes) => kubernetes.diagnose_pulls(name, status, refresh_now, shutdown).await,
+        }
+    }
+
     /// Reads the key and token files of the target again (rotated secrets); true when anything changed. A
     /// Kubernetes target's token file (a pod's ServiceAccount) is re-read by kube itself.
     pub fn reload_secrets(&self) -> bool {

@@ -173,6 +173,9 @@ pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> Str
         }
         let _ = writeln!(out, "  secret name: {}", settings.secret_name);
         let _ = writeln!(out, "  adopt foreign secrets: {}", if settings.adopt { "yes" } else { "no" });
+        if settings.diagnose_pulls {
+            let _ = writeln!(out, "  diagnose failed pulls: yes (Warning Events on Pods)");
+        }
         let names: Vec<&str> = target.sources.iter().map(|&i| plan.sources[i].name.as_str()).collect();
         let _ = writeln!(out, "  sources: {}", names.join(", "));
     }

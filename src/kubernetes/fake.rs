@@ -216,6 +216,7 @@ pub fn namespaces(names: &[&str], exclude: &[&str]) -> Settings {
         service_accounts: Vec::new(),
         adopt: false,
         timeout: Duration::from_secs(5),
+        diagnose_pulls: false,
     }
 }
 

@@ -23,6 +23,8 @@
 //! - [`accounts`]: the Secret merged into ServiceAccounts' `imagePullSecrets`;
 //! - [`projects`]: Rancher 2.12+ project-scoped secrets;
 //! - [`watch`]: new namespaces and ServiceAccounts between refreshes;
+//! - [`diagnose`]: failed ECR pulls diagnosed on the Pod (`KUBERNETES_DIAGNOSE_PULLS`), with
+//!   [`pull_failure`] reading kubelet's Events;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
 //! - [`outcome`]: how writes and failures are logged and counted (the refresh loop and the watch share it);
 //! - [`select`]: namespace names, globs, label selectors.
@@ -31,12 +33,14 @@ pub mod accounts;
 pub mod apply;
 pub mod cluster;
 pub mod connection;
+pub mod diagnose;
 pub mod error;
 #[cfg(test)]
 mod fake;
 pub mod namespaces;
 pub mod outcome;
 pub mod projects;
+pub mod pull_failure;
 pub mod secret;
 pub mod select;
 pub mod settings;

@@ -68,8 +68,17 @@ pub const PROJECT_SECRETS: Setting = Setting::new(
     "Rancher 2.12+ project-scoped secrets: comma-separated project ids (c-xxxxx:p-xxxxx); the Secret goes into each project's backing namespace on Rancher's local cluster (KUBECONFIG pointing at https://<rancher>/k8s/clusters/local) and Rancher copies it into the project's namespaces.",
 );
 
+pub const DIAGNOSE_PULLS: Setting = Setting::new(
+    "KUBERNETES_DIAGNOSE_PULLS",
+    "kubernetes-diagnose-pulls",
+    "diagnose_pulls",
+    "BOOL",
+    Kind::Bool,
+    "Kubernetes target (namespaces): watch kubelet's Events for failed pulls from ECR hosts, say the cause on the Pod as a Warning Event (ECRPullSecretMissing, ECRPullSecretNotReferenced, ECRRegistryNotCovered, ECRTokenExpired, ECRAccessDenied, ECRImageNotFound), and refresh at once when the token expired (at most once per registry per 5 minutes): true or false (default false). Needs events get/list/watch/create, pods get and serviceaccounts get.",
+);
+
 /// The settings of a Kubernetes target, in the order `--help` shows them.
-pub const SETTINGS: [&Setting; 9] = [
+pub const SETTINGS: [&Setting; 10] = [
     &NAMESPACES,
     &SELECTOR,
     &EXCLUDE,
@@ -78,6 +87,7 @@ pub const SETTINGS: [&Setting; 9] = [
     &CONTEXT,
     &ADOPT,
     &PROJECT_SECRETS,
+    &DIAGNOSE_PULLS,
     &KUBECONFIG,
 ];
 /// Any of these selects a Kubernetes target in the environment form.
@@ -105,6 +115,8 @@ pub struct Settings {
     pub adopt: bool,
     /// Time limit of each call (watches excepted).
     pub timeout: Duration,
+    /// Watch kubelet's Events for failed ECR pulls and diagnose them ([`super::diagnose`]).
+    pub diagnose_pulls: bool,
 }
 
 /// A checked Kubernetes target: how to reach the API server, and what to write there.
@@ -144,6 +156,7 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
         }
     }
     let adopt = given.flag(&ADOPT)?;
+    let diagnose_pulls = given.flag(&DIAGNOSE_PULLS)?;
     let [namespaces_name, selector_name, projects_name] = SELECTING.map(|s| given.name(s));
     let mode = match (names.is_empty() && selector.is_none(), projects.is_empty()) {
         (false, false) => {
@@ -165,6 +178,9 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
             if !exclude.is_empty() {
                 return Err(invalid(&EXCLUDE, format!("only for namespaces, not with {projects_name}")));
             }
+            if diagnose_pulls {
+                return Err(invalid(&DIAGNOSE_PULLS, format!("only for namespaces, not with {projects_name}")));
+            }
             if !service_accounts.is_empty() {
                 return Err(invalid(
                     &SERVICE_ACCOUNTS,
@@ -175,5 +191,8 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
         }
     };
     let connection = connection::read(given)?;
-    Ok(KubernetesSettings { connection, target: Settings { mode, secret_name, service_accounts, adopt, timeout } })
+    Ok(KubernetesSettings {
+        connection,
+        target: Settings { mode, secret_name, service_accounts, adopt, timeout, diagnose_pulls },
+    })
 }
