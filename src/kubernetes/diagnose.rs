@@ -36,8 +36,9 @@ use crate::status::Status;
 
 /// A registry's token is refreshed because of a failed pull at most once in this interval.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// Events last seen longer ago than this when the watch first lists them are history, not news.
-const STALE: Duration = Duration::from_secs(15 * 60);
+/// Events last seen before the watch started (less this margin for clock skew) are history, not news: a restart
+/// does not say again what was said before it. Failures that go on bring new Events (kubelet retries).
+const HISTORY_MARGIN: Duration = Duration::from_secs(5);
 /// Failed pulls waiting for a diagnosis; more are dropped (and diagnosed at kubelet's next retry).
 const QUEUE: usize = 1024;
 /// Diagnoses running at the same time.
@@ -344,8 +345,8 @@ fn registry_key(image: &EcrImage) -> String {
     image.registry.as_ref().and_then(|r| r.host(HostForm::Standard)).unwrap_or_else(|| image.host.clone())
 }
 
-/// Reads a core/v1 Event into a job, or says why not.
-fn job_of(event: &Event, now: Timestamp) -> Result<Job, Skip> {
+/// Reads a core/v1 Event into a job, or says why not. Events last seen before `since` are skipped.
+fn job_of(event: &Event, since: Timestamp) -> Result<Job, Skip> {
     let source = event.source.as_ref();
     let facts = EventFacts {
         type_: event.type_.as_deref().unwrap_or_default(),
@@ -368,9 +369,7 @@ fn job_of(event: &Event, now: Timestamp) -> Result<Job, Skip> {
         None if facts.reason == pull_failure::FAILED => return Err(Skip::NotAPullFailure),
         None => None,
     };
-    if let Some(last) = last_seen(event)
-        && now.duration_since(last).as_secs_f64() > STALE.as_secs_f64()
-    {
+    if last_seen(event).is_some_and(|last| last < since) {
         return Err(Skip::NotAPullFailure);
     }
     Ok(Job { namespace: namespace.clone(), pod: pod.clone(), uid: uid.clone(), container, cause })
@@ -446,6 +445,9 @@ impl Kubernetes {
             watcher(Api::<Event>::all(self.watch_client.clone()), config).default_backoff().boxed()
         };
         let events = futures_util::stream::select(watch(pull_failure::FAILED), watch(pull_failure::FAILED_TO_RETRIEVE));
+        let since = Timestamp::now()
+            .checked_sub(k8s_openapi::jiff::SignedDuration::try_from(HISTORY_MARGIN).unwrap_or_default())
+            .unwrap_or_else(|_| Timestamp::now());
         info!(target = %target, "Watching kubelet's Events for failed ECR pulls");
         let read = async {
             let mut events = std::pin::pin!(events);
@@ -462,7 +464,7 @@ impl Kubernetes {
                     }
                 };
                 failing = false;
-                let job = match job_of(&event, Timestamp::now()) {
+                let job = match job_of(&event, since) {
                     Ok(job) => job,
                     Err(Skip::Network | Skip::Unknown) => {
                         debug!(target = %target, "A failed pull with no credential cause; ignored");
@@ -569,7 +571,7 @@ impl Kubernetes {
             }
         }
         let Some(mut diagnosis) = decide(&cause, &image, &facts) else {
-            debug!(namespace, pod = %job.pod, container = %container, registry = %image.host, cause = cause.name(),
+            debug!(namespace = %namespace, pod = %job.pod, container = %container, registry = %image.host, cause = cause.name(),
                 "A failed pull with nothing wrong on this daemon's side");
             return Ok(None);
         };
@@ -599,8 +601,8 @@ impl Kubernetes {
             };
             diagnosis.message = diagnosis.message.replace("{refresh}", &format!("{words}{suffix}"));
         }
-        info!(namespace, pod = %job.pod, container = %container, registry = %image.host,
-            reason = diagnosis.reason.as_str(), refresh = diagnosis.refresh.is_some(), "Diagnosed a failed pull");
+        info!(namespace = %namespace, pod = %job.pod, container = %container, registry = %image.host,
+            reason = %diagnosis.reason.as_str(), refresh = diagnosis.refresh.is_some(), "Diagnosed a failed pull");
         self.say_on_pod(&pod, job, &container, &diagnosis).await?;
         Ok(Some(diagnosis.reason))
     }
@@ -665,7 +667,8 @@ impl Kubernetes {
                 ..ObjectReference::default()
             },
             reason: Some(diagnosis.reason.as_str().into()),
-            message: Some(crate::redact::outside(&diagnosis.message)),
+            // Our words; the outside parts (repository, principal) were cleaned where they were read.
+            message: Some(crate::redact::secrets(&diagnosis.message).into_owned()),
             type_: Some("Warning".into()),
             source: Some(EventSource { component: Some(pull_failure::OURS.into()), host: None }),
             reporting_component: Some(pull_failure::OURS.into()),

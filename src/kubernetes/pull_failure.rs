@@ -168,7 +168,7 @@ pub fn principal(error: &str) -> Option<String> {
     let arn: String =
         after.chars().take_while(|c| c.is_ascii_alphanumeric() || ":/_+=,.@-".contains(*c)).take(256).collect();
     let arn = arn.trim_end_matches(['.', ',']);
-    arn.starts_with("arn:aws").then(|| arn.to_string())
+    arn.starts_with("arn:aws").then(|| crate::redact::outside(arn))
 }
 
 /// Which container an Event's `involvedObject.fieldPath` names.
@@ -217,7 +217,8 @@ pub fn image_registry(image: &str) -> Option<EcrImage> {
         Some((name, tag)) if !tag.contains('/') => name,
         _ => repository,
     };
-    let repository = repository.to_string();
+    // From a Pod's spec: outside text, cleaned before it reaches an Event or a log line.
+    let repository = crate::redact::outside(repository);
     if host == PUBLIC_HOST {
         return Some(EcrImage { host, registry: None, repository });
     }

@@ -21,6 +21,10 @@ use tokio::task::JoinHandle;
 
 use crate::harness::*;
 
+/// KUBERNETES_DIAGNOSE_PULLS, with this file's cluster helpers.
+#[path = "diagnose.rs"]
+mod diagnose;
+
 const SECRET: &str = "ecr-credentials";
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// How long a new namespace may wait for its Secret.
