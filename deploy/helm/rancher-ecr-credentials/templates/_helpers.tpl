@@ -71,9 +71,10 @@ get/create/patch secrets in the backing namespaces). These are exactly the rules
 */}}
 {{- define "recs.kubernetesNeeds" -}}
 {{- $v := .Values }}
-{{- $needs := dict "namespaces" false "serviceAccounts" false "projects" false }}
+{{- $needs := dict "namespaces" false "serviceAccounts" false "projects" false "diagnosePulls" false }}
 {{- if eq $v.target.mode "kubernetes" }}
 {{- $_ := set $needs "namespaces" true }}
+{{- if $v.target.kubernetes.diagnosePulls }}{{ $_ := set $needs "diagnosePulls" true }}{{ end }}
 {{- if (include "recs.list" $v.target.kubernetes.serviceAccounts | fromJsonArray) }}{{ $_ := set $needs "serviceAccounts" true }}{{ end }}
 {{- else if eq $v.target.mode "rancher-project-secrets" }}
 {{- $_ := set $needs "projects" true }}
@@ -82,6 +83,7 @@ get/create/patch secrets in the backing namespaces). These are exactly the rules
 {{- if eq (toString .api) "kubernetes" }}
 {{- if .rancher_projects }}{{ $_ := set $needs "projects" true }}{{ else }}{{ $_ := set $needs "namespaces" true }}{{ end }}
 {{- if .service_accounts }}{{ $_ := set $needs "serviceAccounts" true }}{{ end }}
+{{- if .diagnose_pulls }}{{ $_ := set $needs "diagnosePulls" true }}{{ end }}
 {{- end }}
 {{- end }}
 {{- end }}
