@@ -35,7 +35,7 @@ AWS_SDK_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"
                "AWS_CA_BUNDLE", "SSL_CERT_FILE"}
 KUBERNETES_ENV = {"KUBERNETES_NAMESPACES", "KUBERNETES_NAMESPACE_SELECTOR", "KUBERNETES_EXCLUDE_NAMESPACES",
                   "KUBERNETES_SECRET_NAME", "KUBERNETES_SERVICE_ACCOUNTS", "KUBERNETES_CONTEXT",
-                  "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS"}
+                  "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS", "KUBERNETES_DIAGNOSE_PULLS"}
 # Keys of the configuration file: README "configuration file", plus the Kubernetes target's (issue 11).
 SOURCE_KEYS = {"name", "region", "registry_ids", "role_arn", "external_id", "external_id_file", "session_name",
                "session_duration", "endpoint", "addresses", "public"}
@@ -43,7 +43,7 @@ TARGET_KEYS = {"name", "url", "api", "access_key", "access_key_file", "secret_ke
                "token_file", "ca_bundle", "insecure_skip_verify", "timeout", "projects", "cluster", "environments",
                "auto_create",
                "sources", "kubeconfig", "context", "namespaces", "namespace_selector", "exclude_namespaces",
-               "secret_name", "service_accounts", "adopt", "rancher_projects"}
+               "secret_name", "service_accounts", "adopt", "rancher_projects", "diagnose_pulls"}
 SECRET_FILE_KEYS = {"token", "access_key", "secret_key", "external_id"}
 # The RBAC rules the Kubernetes target may have, and nothing else: issue 11's list, plus serviceaccounts
 # list/watch (the daemon watches ServiceAccounts in every namespace; deploy/helm/validate shows the 403 without).
@@ -52,6 +52,13 @@ ALLOWED_RULES = {
     ("", "secrets"): {"get", "create", "patch"},
     ("", "serviceaccounts"): {"get", "patch", "list", "watch"},
     ("management.cattle.io", "projects"): {"get"},
+}
+# KUBERNETES_DIAGNOSE_PULLS adds these, and only it (issue 19): kubelet's Events read and one written on the Pod,
+# the Pod and its ServiceAccount read by name (pods are never listed).
+DIAGNOSE_RULES = {
+    ("", "events"): {"get", "list", "watch", "create"},
+    ("", "pods"): {"get"},
+    ("", "serviceaccounts"): {"get"},
 }
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
@@ -344,6 +351,10 @@ def check_render(name, docs, values, version, env_names):
     # RBAC: exactly the rules of the Kubernetes target.
     problems = []
     granted = {}
+    needs_diagnose = env.get("KUBERNETES_DIAGNOSE_PULLS") == "true" or (
+        mode == "file" and any(t.get("diagnose_pulls") for t in values["configFile"]["targets"]))
+    allowed = {key: ALLOWED_RULES.get(key, set()) | (DIAGNOSE_RULES.get(key, set()) if needs_diagnose else set())
+               for key in set(ALLOWED_RULES) | set(DIAGNOSE_RULES)}
     for kind in ("ClusterRole", "Role"):
         for role in by_kind.get(kind, []):
             for rule in role.get("rules", []):
@@ -353,7 +364,7 @@ def check_render(name, docs, values, version, env_names):
                 for group in rule.get("apiGroups", []):
                     for res in rule.get("resources", []):
                         verbs = set(rule.get("verbs", []))
-                        extra = verbs - ALLOWED_RULES.get((group, res), set())
+                        extra = verbs - allowed.get((group, res), set())
                         if extra:
                             problems.append(f"{kind} {role['metadata']['name']}: {res}.{group or 'core'} {sorted(extra)} "
                                             "is more than the Kubernetes target needs")
@@ -363,8 +374,10 @@ def check_render(name, docs, values, version, env_names):
     if uses_k8s:
         if ("", "secrets") not in granted:
             problems.append("no rule for secrets")
-        if needs_sa != (("", "serviceaccounts") in granted):
-            problems.append(f"serviceaccounts rule {'missing' if needs_sa else 'not needed'}")
+        if (needs_sa or needs_diagnose) != (("", "serviceaccounts") in granted):
+            problems.append(f"serviceaccounts rule {'missing' if needs_sa or needs_diagnose else 'not needed'}")
+        if needs_diagnose != (("", "events") in granted and ("", "pods") in granted):
+            problems.append(f"events and pods rules {'missing' if needs_diagnose else 'not needed'}")
     elif mode != "rancher":
         problems.append(f"mode {mode} without RBAC")
     bound = {(b["roleRef"]["kind"], b["roleRef"]["name"], b["metadata"].get("namespace"))

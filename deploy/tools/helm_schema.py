@@ -83,6 +83,7 @@ target = obj({
     "secret_name": s("Secret name", pattern="^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
     "service_accounts": list_of_str,
     "adopt": {"type": "boolean"},
+    "diagnose_pulls": {"type": "boolean"},
     "rancher_projects": {"type": "array", "items": {"type": "string", "pattern": project}},
 }, required=["name"], desc="a [[target]] of the configuration file (token, access_key, secret_key and kubeconfig are not accepted: "
    "use the *Secret references; Kubernetes targets use the pod's ServiceAccount)")
@@ -155,6 +156,7 @@ schema = {
             "secretName": s("KUBERNETES_SECRET_NAME", pattern="^$|^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
             "serviceAccounts": csv("KUBERNETES_SERVICE_ACCOUNTS"),
             "adoptSecrets": b("KUBERNETES_ADOPT_SECRETS"),
+            "diagnosePulls": b("KUBERNETES_DIAGNOSE_PULLS"),
         }),
         "rancherProjectSecrets": obj({
             "projects": csv("RANCHER_PROJECT_SECRETS", project),
