@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod kubernetes;
 mod observability;
+mod pod_identity;
 mod proxy;
 mod rancher2;
 mod secrets;
