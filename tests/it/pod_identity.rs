@@ -141,6 +141,10 @@ async fn a_token_the_agent_refuses_is_one_readable_error_line_and_nothing_is_wri
     let line = errors[0];
     assert!(line.contains("could not get AWS credentials"), "{line}");
     assert!(line.contains("400"), "{line}");
+    assert!(
+        line.contains("pod identity association") && line.contains("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+        "{line}"
+    );
     assert!(!line.contains("Credentials {") && !line.contains("ProviderError {"), "said in words: {line}");
     assert_eq!(secret_of(&cattle, &credential).as_deref(), Some(OLD_PASSWORD), "nothing written");
     assert!(ecr.requests().is_empty(), "ECR is not called without credentials: {:?}", ecr.requests());
