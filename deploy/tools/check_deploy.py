@@ -16,6 +16,7 @@ import hcl2
 import kubernetes_validate
 import yaml
 
+from dashboard import CHART_COPY, DASHBOARD, MIN_SCHEMA_VERSION, check_file
 from report import report, summary
 from rules import check_prometheus_rule
 
@@ -641,9 +642,18 @@ def check_image_tags():
     report(f"image tag is the Cargo.toml version ({version})", problems)
 
 
+def check_dashboard():
+    """The Grafana dashboard (deploy/tools/dashboard.py), and the chart's copy of it byte for byte."""
+    report(f"Grafana dashboard {rel(DASHBOARD)}: schema {MIN_SCHEMA_VERSION}+, the datasource variable only, "
+           "every panel a query over the README's metrics", check_file(DASHBOARD.read_text(encoding="utf-8")))
+    same = CHART_COPY.is_file() and CHART_COPY.read_bytes() == DASHBOARD.read_bytes()
+    report(f"the chart's {rel(CHART_COPY)} is {rel(DASHBOARD)}",
+           [] if same else [f"differs or is missing: cp {rel(DASHBOARD)} {rel(CHART_COPY)}"])
+
+
 def main():
     RENDER_DIR.mkdir(parents=True, exist_ok=True)
-    for step in (check_iam, check_kubernetes, check_terraform, check_catalog, check_image_tags):
+    for step in (check_iam, check_kubernetes, check_dashboard, check_terraform, check_catalog, check_image_tags):
         try:
             step()
         except Exception as e:  # a crash in one family must not hide the others

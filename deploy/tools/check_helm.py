@@ -20,6 +20,7 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
+from dashboard import check_configmap
 from report import report, summary
 from rules import check_prometheus_rule
 
@@ -388,6 +389,14 @@ def check_render(name, docs, values, version, env_names):
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") not in ports:
                 problems.append(f"ServiceMonitor endpoint port {ep.get('port')} is not a Service port")
+    # The Grafana dashboard: a ConfigMap holding deploy/monitoring/grafana's file, where and as the values say.
+    board = values.get("grafanaDashboard") or {}
+    release_ns = next((d["metadata"].get("namespace") for d in by_kind.get("Deployment", [])), None)
+    boards = [d for d in by_kind.get("ConfigMap", []) if "grafana_dashboard" in (d["metadata"].get("labels") or {})]
+    if bool(board.get("enabled")) != bool(boards):
+        problems.append(f"dashboard ConfigMap {'missing' if board.get('enabled') else 'rendered though disabled'}")
+    for cm in boards:
+        problems += check_configmap(cm, board.get("namespace") or release_ns, str(board.get("labelValue")))
     report(f"{label}: monitoring objects as asked", problems)
     # The alerts: checked by promtool and unit-tested with deploy/monitoring/tests/, the same tests as
     # deploy/kubernetes/monitoring's, so the chart's alerts behave as those do.
