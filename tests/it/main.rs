@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod kubernetes;
 mod observability;
+mod prometheus;
 mod rancher2;
 mod secrets;
 mod sources;
