@@ -73,6 +73,10 @@ def check_file(text):
     ds = variables.get("datasource") or {}
     if ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         problems.append("no variable `datasource` of type datasource with query prometheus")
+    for name, v in variables.items():
+        if v.get("type") == "query" and not re.fullmatch(r"label_values\(rancher_ecr_credentials_\w+.*, \w+\)",
+                                                         str(v.get("query"))):
+            problems.append(f"variable {name}: query {v.get('query')!r} is not label_values() over our metrics")
     for path, value in datasources(d):
         if value != DATASOURCE:
             problems.append(f"{path} is {value!r}, not the variable {DATASOURCE!r}")

@@ -264,8 +264,8 @@ fn dashboard() -> (Vec<Query>, Vec<(String, String)>) {
     }
     let mut variables = Vec::new();
     for variable in board["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
-        let definition = variable["definition"].as_str().unwrap();
-        let inner = definition.strip_prefix("label_values(").and_then(|d| d.strip_suffix(')')).unwrap();
+        let query = variable["query"].as_str().expect("a variable's query is a string");
+        let inner = query.strip_prefix("label_values(").and_then(|d| d.strip_suffix(')')).unwrap();
         let (selector, label) = inner.rsplit_once(',').unwrap();
         variables.push((grafana_substitute(selector.trim()), label.trim().to_string()));
     }
