@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::aws_http::{self, AwsHttp};
 use crate::config::Config;
 use crate::config::KubeConnection;
 use crate::config::RancherAuth;
@@ -57,6 +58,11 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     for name in &config.ignored {
         warn!("{name} is ignored: CONFIG_FILE describes the sources and targets");
     }
+    // Proxy variables and CA bundles for AWS calls, read once: a bad one is a configuration error.
+    let aws_http = match AwsHttp::from_env() {
+        Ok(aws_http) => aws_http,
+        Err(e) => return bad_config(&e.to_string()),
+    };
     let mut regions = Vec::new();
     for source in &config.plan.sources {
         match ecr::resolve_region(&source.aws).await {
@@ -89,6 +95,9 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             warn!(target = %name,
                 "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication");
         }
+        let proxy = aws_http::rancher_proxy_for(spec.rancher.endpoint.url().as_str());
+        info!(target = %name, proxy = %proxy.as_deref().unwrap_or("none"), "Rancher calls go {}",
+            match proxy { Some(_) => "through a proxy", None => "directly" });
         targets.push((name, Target::Rancher(target), spec.auto_create, spec.sources.clone()));
     }
     for spec in &config.plan.kube_targets {
@@ -113,6 +122,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let mut sources = Vec::new();
     for (spec, region) in config.plan.sources.iter().zip(&regions) {
         let ecr = Ecr::new(
+            &aws_http,
             region.clone(),
             spec.aws.registry_ids.clone(),
             spec.aws.assume_role.as_ref(),
@@ -126,6 +136,9 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             public = spec.public,
             registry_ids = %spec.aws.registry_ids.join(","),
             assume_role = spec.aws.assume_role.as_ref().map(|r| r.role_arn.as_str()).unwrap_or("none"),
+            endpoint = %ecr.endpoint_host(),
+            proxy = %ecr.proxy().unwrap_or("none"),
+            extra_ca = %aws_http.extra_cas().join(","),
             "Token source"
         );
         sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone(), config.host_forms.clone())));
@@ -238,9 +251,15 @@ async fn kube_clients(connection: &KubeConnection, timeout: Duration) -> Result<
     let mut config = match connection {
         KubeConnection::Kubeconfig { kubeconfig, files, context, .. } => {
             let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-            kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
+            let mut config = kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
                 .await
-                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?
+                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?;
+            // kube-rs takes HTTPS_PROXY from the environment when the kubeconfig names no proxy-url; those
+            // variables are for AWS and Rancher here, and the API server is reached directly.
+            if !names_proxy(&kubeconfig.0, context) {
+                config.proxy_url = None;
+            }
+            config
         }
         KubeConnection::InCluster { .. } => kube::Config::incluster().map_err(|e| {
             format!("KUBECONFIG: not set, and the pod's ServiceAccount cannot be used: {}", one_line(&e.to_string()))
@@ -255,6 +274,21 @@ async fn kube_clients(connection: &KubeConnection, timeout: Duration) -> Result<
     let watch_client =
         kube::Client::try_from(config).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
     Ok((client, watch_client))
+}
+
+/// Whether the kubeconfig's cluster of `context` has a `proxy-url` of its own.
+fn names_proxy(kubeconfig: &kube::config::Kubeconfig, context: &str) -> bool {
+    let cluster = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.as_str());
+    kubeconfig
+        .clusters
+        .iter()
+        .filter(|c| Some(c.name.as_str()) == cluster)
+        .any(|c| c.cluster.as_ref().is_some_and(|c| c.proxy_url.as_ref().is_some_and(|p| !p.is_empty())))
 }
 
 const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);

@@ -19,6 +19,7 @@ use base64::Engine as _;
 use secrecy::SecretString;
 
 use crate::address;
+use crate::aws_http::AwsHttp;
 use crate::config::{AssumeRole, AwsSettings, ConfigError};
 use crate::redact;
 
@@ -65,9 +66,9 @@ pub enum EcrError {
     /// A credential provider (a role to assume, web identity, a profile) failed.
     #[error("could not get AWS credentials: {0}")]
     Credentials(String),
-    /// The ECR endpoint could not be reached.
-    #[error("cannot reach ECR at {host}: {reason}; check the network path, HTTPS_PROXY/NO_PROXY and AWS_ENDPOINT_URL")]
-    Unreachable { host: String, reason: String },
+    /// The ECR endpoint could not be reached, directly or through `proxy` (shown without credentials).
+    #[error("cannot reach ECR at {host}{}: {reason}; {}", through(.proxy), unreachable_hint(.proxy))]
+    Unreachable { host: String, proxy: Option<String>, reason: String },
     /// Any other failure of the call.
     #[error("ECR GetAuthorizationToken at {host} failed: {reason}")]
     Request { host: String, reason: String },
@@ -80,6 +81,19 @@ pub enum EcrError {
     Empty,
     #[error("ECR authorization data #{index} is malformed: {problem}")]
     Malformed { index: usize, problem: String },
+}
+
+fn through(proxy: &Option<String>) -> String {
+    proxy.as_ref().map(|p| format!(" through proxy {p}")).unwrap_or_default()
+}
+
+fn unreachable_hint(proxy: &Option<String>) -> &'static str {
+    match proxy {
+        Some(_) => {
+            "check the proxy (HTTPS_PROXY, its credentials, NO_PROXY) and, for a proxy that inspects TLS, AWS_CA_BUNDLE"
+        }
+        None => "check the network path, HTTPS_PROXY/NO_PROXY and AWS_ENDPOINT_URL",
+    }
 }
 
 /// Service error codes that retrying will not cure: a person has to fix a policy, a key or a setting.
@@ -161,17 +175,6 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The HTTPS client of every AWS call (ECR, STS, instance metadata): the SDK's default (rustls with aws-lc), but
-/// without a pool of idle connections. A cycle makes one or two AWS calls hours apart, so pooling saves nothing,
-/// and a pool's idle reaper would wake the idle daemon twice after each cycle.
-fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .pool_max_idle_per_host(0)
-        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-        .build_https()
-}
-
 /// The region: `AWS_REGION` (already in `settings`), then `AWS_DEFAULT_REGION`, then the AWS profile. Reads the
 /// environment and files only, never the network, so a missing region is a configuration error at start-up.
 pub async fn resolve_region(settings: &AwsSettings) -> Result<String, ConfigError> {
@@ -211,12 +214,16 @@ pub struct Ecr {
     region: String,
     /// The host ECR calls go to, for messages.
     endpoint_host: String,
+    /// The proxy ECR calls go through (without credentials), for messages; `None` when they go directly.
+    proxy: Option<String>,
 }
 
 impl Ecr {
     /// Builds the client. Loads the default chain lazily: no network call happens until the first request.
     /// `endpoint` overrides the ECR endpoint (otherwise `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL` apply).
+    /// Every call of the client, of its credential providers and of STS goes through `http`.
     pub async fn new(
+        http: &AwsHttp,
         region: String,
         registry_ids: Vec<String>,
         assume_role: Option<&AssumeRole>,
@@ -226,7 +233,7 @@ impl Ecr {
         let region = if public { PUBLIC_REGION.to_string() } else { region };
         let base: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
-            .http_client(http_client())
+            .http_client(http.client())
             .timeout_config(timeouts())
             .load()
             .await;
@@ -253,8 +260,10 @@ impl Ecr {
                 Client::Public(aws_sdk_ecrpublic::Client::from_conf(config.build()))
             }
         };
-        let endpoint_host = endpoint_host(endpoint, &region, public);
-        Ecr { client, registry_ids, region, endpoint_host }
+        let endpoint_url = endpoint_url(endpoint, &region, public);
+        let proxy = http.proxies().proxy_for(&endpoint_url);
+        let endpoint_host = host_of(&endpoint_url);
+        Ecr { client, registry_ids, region, endpoint_host, proxy }
     }
 
     pub fn region(&self) -> &str {
@@ -264,6 +273,11 @@ impl Ecr {
     /// The host ECR calls go to.
     pub fn endpoint_host(&self) -> &str {
         &self.endpoint_host
+    }
+
+    /// The proxy ECR calls go through, without credentials; `None` when they go directly.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 
     /// Calls GetAuthorizationToken and decodes every entry. Any malformed entry fails the whole call, so that
@@ -289,7 +303,7 @@ impl Ecr {
                 request = request.set_registry_ids(Some(self.registry_ids.clone()));
             }
         }
-        let output = request.send().await.map_err(|e| describe_sdk_error(e, &self.endpoint_host))?;
+        let output = request.send().await.map_err(|e| describe_sdk_error(e, &self.endpoint_host, &self.proxy))?;
         let data = output.authorization_data();
         if data.is_empty() {
             return Err(EcrError::Empty);
@@ -305,8 +319,11 @@ impl Ecr {
 
     /// ECR Public's answer has one entry and no endpoint: the token is for `public.ecr.aws`.
     async fn fetch_public(&self, client: &aws_sdk_ecrpublic::Client) -> Result<Vec<RegistryToken>, EcrError> {
-        let output =
-            client.get_authorization_token().send().await.map_err(|e| describe_sdk_error(e, &self.endpoint_host))?;
+        let output = client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| describe_sdk_error(e, &self.endpoint_host, &self.proxy))?;
         let entry = output.authorization_data().ok_or(EcrError::Empty)?;
         let expires_at = entry.expires_at().and_then(|at| SystemTime::try_from(*at).ok());
         let endpoint = format!("https://{PUBLIC_HOST}");
@@ -314,25 +331,30 @@ impl Ecr {
     }
 }
 
-/// The host of the ECR endpoint: the source's override, else the standard variables aws-config honours, else the
+/// The URL of the ECR endpoint: the source's override, else the standard variables aws-config honours, else the
 /// regional default.
-fn endpoint_host(endpoint: Option<&str>, region: &str, public: bool) -> String {
+fn endpoint_url(endpoint: Option<&str>, region: &str, public: bool) -> String {
     let specific = if public { "AWS_ENDPOINT_URL_ECR_PUBLIC" } else { "AWS_ENDPOINT_URL_ECR" };
     let from_env =
         || [specific, "AWS_ENDPOINT_URL"].iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
     match endpoint.map(str::to_string).or_else(from_env) {
-        Some(url) => url::Url::parse(&url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(port) => format!("{h}:{port}"),
-                    None => h.to_string(),
-                })
-            })
-            .unwrap_or(url),
-        None if public => format!("api.ecr-public.{region}.amazonaws.com"),
-        None => format!("api.ecr.{region}.amazonaws.com"),
+        Some(url) => url,
+        None if public => format!("https://api.ecr-public.{region}.amazonaws.com"),
+        None => format!("https://api.ecr.{region}.amazonaws.com"),
     }
+}
+
+/// `host` or `host:port` of a URL, for messages; the text itself when it is not a URL.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| url.to_string())
 }
 
 /// Assumes the role on top of the default chain. The ExternalId file (if any) is read again before each
@@ -366,7 +388,7 @@ impl ProvideCredentials for RoleProvider {
 }
 
 /// One failure of an AWS call, in words: never a Debug dump of the SDK's structures, never an answer body.
-fn describe_sdk_error<E>(err: SdkError<E, HttpResponse>, host: &str) -> EcrError
+fn describe_sdk_error<E>(err: SdkError<E, HttpResponse>, host: &str, proxy: &Option<String>) -> EcrError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
@@ -401,11 +423,14 @@ where
     }
     let timeout =
         matches!(&err, SdkError::TimeoutError(_)) || matches!(&err, SdkError::DispatchFailure(d) if d.is_timeout());
+    let unreachable = |reason| EcrError::Unreachable { host: host.to_string(), proxy: proxy.clone(), reason };
     if timeout {
-        return EcrError::Unreachable { host: host.to_string(), reason: "timed out".into() };
+        return unreachable("timed out".into());
     }
-    if matches!(&err, SdkError::DispatchFailure(d) if d.is_io()) {
-        return EcrError::Unreachable { host: host.to_string(), reason: in_words(&causes) };
+    // Through a proxy, every failure to connect is one of the way there (the proxy refused, could not reach
+    // AWS, or its TLS is not trusted).
+    if matches!(&err, SdkError::DispatchFailure(d) if d.is_io() || (proxy.is_some() && !d.is_user())) {
+        return unreachable(in_words(&causes));
     }
     EcrError::Request { host: host.to_string(), reason: in_words(&causes) }
 }
@@ -428,6 +453,25 @@ fn causes_of<'a>(err: &'a CredentialsError) -> Vec<&'a (dyn std::error::Error + 
 /// What went wrong, from the innermost causes that say something: a DNS failure, a refused connection, a TLS
 /// problem, an STS refusal. Cleaned and capped like all outside text.
 fn in_words(chain: &[&(dyn std::error::Error + 'static)]) -> String {
+    let texts: Vec<String> = chain
+        .iter()
+        .map(|e| e.to_string())
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "dispatch failure" | "io error" | "other" | "service error"))
+        .collect();
+    let mut words = texts.join(": ");
+    if words.is_empty() {
+        words = "no reason given".into();
+    }
+    let lower = words.to_ascii_lowercase();
+    // hyper-util's CONNECT tunnel says only "tunnel error: …"; say what the proxy did.
+    if lower.contains("proxy authorization required") {
+        return "the proxy refused the CONNECT tunnel with 407 Proxy Authentication Required; give the proxy's user \
+                and password in the proxy URL (http://user:password@host:port)"
+            .into();
+    }
+    if lower.contains("tunnel error: unsuccessful") {
+        return "the proxy refused the CONNECT tunnel (it answered other than 200)".into();
+    }
     for cause in chain.iter().rev() {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             let reason = match io.kind() {
@@ -439,16 +483,6 @@ fn in_words(chain: &[&(dyn std::error::Error + 'static)]) -> String {
             return redact::outside(&reason);
         }
     }
-    let texts: Vec<String> = chain
-        .iter()
-        .map(|e| e.to_string())
-        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "dispatch failure" | "io error" | "other" | "service error"))
-        .collect();
-    let mut words = texts.join(": ");
-    if words.is_empty() {
-        words = "no reason given".into();
-    }
-    let lower = words.to_ascii_lowercase();
     let class = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
         "name lookup failed: "
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {

@@ -8,6 +8,7 @@
 //! - [`config`]: flags and environment variables into a checked [`config::Config`]; all input checking.
 //! - [`plan`]: sources of ECR tokens and Rancher targets, and the TOML file that describes several.
 //! - [`ecr`]: AWS credentials, GetAuthorizationToken, decoding tokens.
+//! - [`aws_http`]: the one HTTP client of every AWS call: proxy variables and extra CA certificates.
 //! - [`address`]: comparing registry addresses with ECR hosts.
 //! - [`target`]: what every target shares: the places credentials go to, and the report of a sync.
 //! - [`rancher`]: the Rancher APIs ([`rancher::cattle`] for 1.x, [`rancher::v3`] for 2.x).
@@ -22,6 +23,7 @@
 
 pub mod address;
 pub mod app;
+pub mod aws_http;
 pub mod config;
 pub mod ecr;
 pub mod kubernetes;

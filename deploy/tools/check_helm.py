@@ -33,7 +33,8 @@ CI = ROOT / "deploy" / "helm" / "ci"
 # Environment variables the daemon reads besides those declared with `env = "..."` in src/: the AWS SDK's own,
 # and the Kubernetes target's names fixed by issue 11 (checked against src/ once the target is there).
 AWS_SDK_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-               "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_STS", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"}
+               "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_STS", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
+               "AWS_CA_BUNDLE", "SSL_CERT_FILE"}
 KUBERNETES_ENV = {"KUBERNETES_NAMESPACES", "KUBERNETES_NAMESPACE_SELECTOR", "KUBERNETES_EXCLUDE_NAMESPACES",
                   "KUBERNETES_SECRET_NAME", "KUBERNETES_SERVICE_ACCOUNTS", "KUBERNETES_CONTEXT",
                   "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS"}
@@ -155,8 +156,8 @@ def check_questions():
 
     for q in questions:
         check(q, None)
-    if groups != {"AWS", "Target", "Daemon", "Monitoring"}:
-        problems.append(f"groups are {sorted(map(str, groups))}, expected AWS, Target, Daemon, Monitoring")
+    if groups != {"AWS", "Proxy", "Target", "Daemon", "Monitoring"}:
+        problems.append(f"groups are {sorted(map(str, groups))}, expected AWS, Proxy, Target, Daemon, Monitoring")
     report(f"questions.yaml: {len(questions)} questions name values.yaml keys the schema accepts", problems)
 
 
@@ -419,7 +420,9 @@ def daemon_env(render, workdir, ca):
     for ef in c.get("envFrom", []):
         env.update(configmaps[ef["configMapRef"]["name"]])
     for e in c.get("env", []):
-        env[e["name"]] = e.get("value", "placeholder-from-a-secret")
+        placeholder = "http://proxy-user:placeholder@proxy.invalid:3128" if e["name"] == "HTTPS_PROXY" \
+            else "placeholder-from-a-secret"
+        env[e["name"]] = e.get("value", placeholder)
     mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
 
     def local(path):
@@ -428,7 +431,8 @@ def daemon_env(render, workdir, ca):
         out = workdir / path.lstrip("/")
         out.parent.mkdir(parents=True, exist_ok=True)
         if not out.exists():
-            out.write_text(Path(ca).read_text() if path == env.get("CATTLE_CA_BUNDLE") else "placeholder\n")
+            is_ca = path in (env.get("CATTLE_CA_BUNDLE"), env.get("AWS_CA_BUNDLE"))
+            out.write_text(Path(ca).read_text() if is_ca else "placeholder\n")
         return str(out)
 
     if "CONFIG_FILE" in env:
@@ -440,7 +444,7 @@ def daemon_env(render, workdir, ca):
         out.write_text(text)
         env["CONFIG_FILE"] = str(out)
     for key, value in env.items():
-        if key.endswith("_FILE") and key != "CONFIG_FILE" or key == "CATTLE_CA_BUNDLE":
+        if key.endswith("_FILE") and key != "CONFIG_FILE" or key in ("CATTLE_CA_BUNDLE", "AWS_CA_BUNDLE"):
             env[key] = local(value)
     for key, value in env.items():
         print(f"{key}={value}")

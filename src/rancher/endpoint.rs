@@ -84,6 +84,15 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
+    /// The URL calls start from: the API base, or the root to probe.
+    pub fn url(&self) -> &Url {
+        match self {
+            Endpoint::Cattle(cattle) => cattle.base(),
+            Endpoint::V3 { base, .. } => base,
+            Endpoint::Unversioned { root } => root,
+        }
+    }
+
     /// Parses every form of `CATTLE_URL` users have. A path prefix before the version (a reverse proxy mounting
     /// Rancher under `/rancher`) is kept.
     pub fn parse(input: &str, choice: ApiChoice) -> Result<Endpoint, EndpointError> {

@@ -149,6 +149,11 @@ impl FakeCattle {
         self.server.url()
     }
 
+    /// The loopback address it listens on (for a proxy's route).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
+    }
+
     /// Adds an active registry and returns its id (`1sp<n>`).
     pub fn add_registry(&self, server_address: &str) -> String {
         let env = self.store().config.project_id.clone();

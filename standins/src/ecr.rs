@@ -97,6 +97,11 @@ impl FakeEcr {
         self.server.url()
     }
 
+    /// The loopback address it listens on (for a proxy's route).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
+    }
+
     /// Adds a registry. The first one added is the caller's own, answered when no registry ids are asked for.
     pub fn add_registry(&self, registry: EcrRegistry) {
         self.state().registries.push(registry);

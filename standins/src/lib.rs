@@ -4,6 +4,8 @@
 //! * [`cattle::FakeCattle`]: the Rancher 1.x Cattle API (`/v1`, `/v2-beta`) for registries and their credentials;
 //! * [`rancher2::FakeRancher2`]: Rancher 2's norman `/v3` API for projects and their docker credentials;
 //! * [`sts::FakeSts`]: AWS STS `AssumeRole`, telling roles apart by the access keys it hands out;
+//! * [`proxy::FakeProxy`]: a forward proxy (`CONNECT` tunnels, plain or TLS-inspecting, and plain HTTP), with
+//!   [`proxy::TestCa`] and [`proxy::TlsOrigin`] for the TLS it needs;
 //!
 //! Each one listens on 127.0.0.1, records every request it receives, and can be told to misbehave with a
 //! [`Fault`]. They run on the caller's tokio runtime and stop with it.
@@ -11,6 +13,7 @@
 pub mod cattle;
 pub mod ecr;
 pub mod fault;
+pub mod proxy;
 pub mod rancher2;
 mod server;
 pub mod sts;

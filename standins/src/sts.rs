@@ -1,5 +1,5 @@
-//! A stand-in for AWS STS `AssumeRole` (the awsQuery protocol: a form-encoded POST, an XML answer), reached by
-//! the real AWS SDK through `AWS_ENDPOINT_URL_STS`. It records which role, session name and ExternalId each call
+//! A stand-in for AWS STS `AssumeRole` and `AssumeRoleWithWebIdentity` (the awsQuery protocol: a form-encoded
+//! POST, an XML answer), reached by the real AWS SDK through `AWS_ENDPOINT_URL_STS` (or a proxy's route). It records which role, session name and ExternalId each call
 //! asked for, and hands out access key ids that tell the roles apart, so that the ECR stand-in can say which
 //! credentials signed each of its requests.
 
@@ -25,6 +25,8 @@ pub struct StsRequest {
     pub session_name: Option<String>,
     pub external_id: Option<String>,
     pub duration_seconds: Option<u64>,
+    /// The token of an `AssumeRoleWithWebIdentity` call.
+    pub web_identity_token: Option<String>,
     /// The access key id of the credentials that signed the call.
     pub caller: Option<String>,
     pub status: u16,
@@ -51,6 +53,11 @@ impl FakeSts {
 
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// The loopback address it listens on (for a proxy's route).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
     }
 
     /// Allows assuming `arn`; with `external_id`, only when the caller gives exactly that ExternalId.
@@ -83,6 +90,7 @@ impl FakeSts {
                     session_name: get("RoleSessionName"),
                     external_id: get("ExternalId"),
                     duration_seconds: get("DurationSeconds").and_then(|d| d.parse().ok()),
+                    web_identity_token: get("WebIdentityToken"),
                     caller: r.call.signing_access_key(),
                     status: r.status,
                 }
@@ -113,14 +121,20 @@ impl Handler for StsHandler {
         if call.method != "POST" {
             return error(400, "InvalidAction", "POST only");
         }
-        let authorization = call.header("authorization").unwrap_or_default();
-        if !authorization.starts_with("AWS4-HMAC-SHA256 ") || !authorization.contains("/sts/aws4_request") {
-            return error(403, "MissingAuthenticationToken", "Request is missing Authentication Token");
-        }
         let form = call.form();
         let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        if get("Action").as_deref() != Some("AssumeRole") {
-            return error(400, "InvalidAction", "only AssumeRole is served here");
+        // AssumeRoleWithWebIdentity is not signed: the token is the proof.
+        let web_identity = get("Action").as_deref() == Some("AssumeRoleWithWebIdentity");
+        let authorization = call.header("authorization").unwrap_or_default();
+        let signed = authorization.starts_with("AWS4-HMAC-SHA256 ") && authorization.contains("/sts/aws4_request");
+        if !web_identity && !signed {
+            return error(403, "MissingAuthenticationToken", "Request is missing Authentication Token");
+        }
+        if !web_identity && get("Action").as_deref() != Some("AssumeRole") {
+            return error(400, "InvalidAction", "only AssumeRole and AssumeRoleWithWebIdentity are served here");
+        }
+        if web_identity && get("WebIdentityToken").is_none_or(|t| t.is_empty()) {
+            return error(400, "MissingParameter", "WebIdentityToken");
         }
         let Some(arn) = get("RoleArn") else { return error(400, "MissingParameter", "RoleArn") };
         let Some(session) = get("RoleSessionName") else { return error(400, "MissingParameter", "RoleSessionName") };
@@ -148,14 +162,15 @@ impl Handler for StsHandler {
         let key = access_key(&arn, index);
         let account = account_of(&arn);
         let role_name = arn.rsplit('/').next().unwrap_or("role");
+        let action = if web_identity { "AssumeRoleWithWebIdentity" } else { "AssumeRole" };
         let body = format!(
-            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+            "<{action}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{action}Result>\
              <Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>fake-secret-{index}</SecretAccessKey>\
              <SessionToken>fake-session-token-{index}</SessionToken><Expiration>{expiration}</Expiration></Credentials>\
              <AssumedRoleUser><AssumedRoleId>AROA{account}:{session}</AssumedRoleId>\
              <Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn></AssumedRoleUser>\
-             </AssumeRoleResult><ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>\
-             </ResponseMetadata></AssumeRoleResponse>"
+             </{action}Result><ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>\
+             </ResponseMetadata></{action}Response>"
         );
         Reply::new(200, "text/xml", body)
     }

@@ -35,6 +35,9 @@ async fn each_configuration_error_names_its_variable_and_exits_2_before_any_netw
         ("ECR_HOST_FORMS", Some("standard,ipv6"), "'ipv6' is not a host form"),
         ("RANCHER_ENVIRONMENTS", Some("all,Default"), "cannot be combined"),
         ("ECR_HOST_FORMS", Some(" , "), "names no host form"),
+        ("AWS_CA_BUNDLE", Some("/dev/null"), "no PEM certificate"),
+        ("SSL_CERT_FILE", Some("/nonexistent/proxy-ca.pem"), "cannot read"),
+        ("HTTPS_PROXY", Some("socks5://proxy:1080"), "not supported"),
     ];
     for (variable, value, expected) in cases {
         let mut env = good.clone();

@@ -240,6 +240,7 @@ pub fn free_port() -> u16 {
 /// Every secret the tests hand the daemon, in every form it could leak in: as is, base64 (standard and URL-safe),
 /// and the `user:secret` pairs of HTTP Basic and ECR authorization tokens.
 pub fn secrets() -> Vec<String> {
+    use crate::proxy::{PROXY_PASSWORD, PROXY_USER};
     use crate::rancher2::{QUAY_PASSWORD, THIRD_PASSWORD, TOKEN, TOKEN_SECRET};
     use crate::sources::{EXTERNAL_ID, PASSWORD_A, PASSWORD_B, SECRET_ONE, SECRET_TWO};
     use base64::Engine as _;
@@ -258,6 +259,7 @@ pub fn secrets() -> Vec<String> {
         TOKEN,
         TOKEN_SECRET,
         EXTERNAL_ID,
+        PROXY_PASSWORD,
     ];
     let pairs = [
         format!("AWS:{NEW_PASSWORD}"),
@@ -266,6 +268,7 @@ pub fn secrets() -> Vec<String> {
         format!("AWS:{PASSWORD_A}"),
         format!("AWS:{PASSWORD_B}"),
         format!("{CATTLE_ACCESS}:{CATTLE_SECRET}"),
+        format!("{PROXY_USER}:{PROXY_PASSWORD}"),
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     for text in plain.iter().map(|s| s.to_string()).chain(pairs.iter().cloned()) {

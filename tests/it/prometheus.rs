@@ -1,15 +1,16 @@
 //! A real Prometheus scraping the real daemon: what the operator's tools read is what the daemon serves.
 //!
 //! The daemon runs against the stand-ins (a Rancher 1.x target, with one refused update so that failures and
-//! errors have series) and, where the test API server is there, a second one with a Kubernetes target (for the
-//! places). A `prometheus` server on 127.0.0.1 scrapes both every second, as a ServiceMonitor would (with the
+//! errors have series), and a second one with a Kubernetes target against the test API server (for the places).
+//! A `prometheus` server on 127.0.0.1 scrapes both every second, as a ServiceMonitor would (with the
 //! `namespace` and `pod` labels the Prometheus Operator adds), and evaluates the alert rules of
 //! deploy/kubernetes/monitoring. Through Prometheus' HTTP API the test checks that the rules load and stay quiet,
 //! that every metric the rules and the Grafana dashboard (deploy/monitoring/grafana) use exists with exactly its
 //! labels, that every label they name is there, and that each dashboard query and variable returns data.
 //!
-//! Without a `prometheus` binary (PATH, or PROMETHEUS) the test says `skipped:` and passes, unless
-//! REQUIRE_PROMETHEUS=1 (.ci/run), where it fails. Every wait has a deadline.
+//! The test needs a `prometheus` binary (Debian's package; PATH, or PROMETHEUS) and the test API server
+//! (`../shared/tools/k8s`), so it is `#[ignore]`d like the Kubernetes tests: `cargo test` reports it as ignored,
+//! `cargo test -- --include-ignored` (.ci/run) runs it and fails without either. Every wait has a deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -42,8 +43,6 @@ const METRICS: [(&str, &[&str]); 8] = [
     ("rancher_ecr_credentials_build_info", &["version", "commit"]),
     ("rancher_ecr_credentials_places", &["target", "state"]),
 ];
-/// Only Kubernetes targets have this one.
-const PLACES: &str = "rancher_ecr_credentials_places";
 /// Shown on the dashboard before the daemon has it: leader election comes later.
 const ANNOUNCED: &str = "rancher_ecr_credentials_leader";
 
@@ -52,23 +51,16 @@ fn repo_file(path: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The `prometheus` binary, or `None` (with a message) when it is not installed. With REQUIRE_PROMETHEUS=1,
-/// panics instead.
-fn prometheus_binary(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PROMETHEUS").map(PathBuf::from).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("prometheus"))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
-            panic!(
-                "{test}: REQUIRE_PROMETHEUS=1 but no prometheus binary (PATH, PROMETHEUS): apt-get install prometheus"
-            );
-        }
-        eprintln!("{test}: skipped: no prometheus binary (apt-get install prometheus, or set PROMETHEUS)");
-    }
-    found
+/// The `prometheus` binary (PROMETHEUS, else PATH); panics, saying how to install it, when there is none.
+fn prometheus_binary(test: &str) -> PathBuf {
+    std::env::var_os("PROMETHEUS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|dir| dir.join("prometheus"))
+                .find(|path| path.is_file())
+        })
+        .unwrap_or_else(|| panic!("{test}: needs a prometheus binary: apt-get install prometheus (or set PROMETHEUS)"))
 }
 
 /// The rules of deploy/kubernetes/monitoring/prometheusrule.yaml as a Prometheus rule file: its `spec`, which is
@@ -286,9 +278,10 @@ fn alerts(rules: &str) -> Vec<Query> {
 }
 
 #[tokio::test]
+#[ignore = "needs prometheus (apt-get install prometheus) and a Kubernetes API server (../shared/tools/k8s); run with --include-ignored"]
 async fn a_real_prometheus_scrapes_the_daemon_and_finds_what_the_rules_and_the_dashboard_use() {
     let test = "a_real_prometheus_scrapes_the_daemon";
-    let Some(binary) = prometheus_binary(test) else { return };
+    let binary = prometheus_binary(test);
     tokio::time::timeout(TEST_LIMIT, scrape_and_check(test, binary))
         .await
         .unwrap_or_else(|_| panic!("{test}: did not finish within {TEST_LIMIT:?}"));
@@ -308,26 +301,19 @@ async fn scrape_and_check(test: &str, binary: PathBuf) {
     set(&mut env, "RETRY_DELAY", "200ms");
     set(&mut env, "RETRY_MAX_DELAY", "1s");
     let rancher = Daemon::start(&env, &[]);
-    let mut targets = vec![(rancher_port, "rancher-ecr-credentials-rancher")];
 
-    // The Kubernetes target, where the test API server is (REQUIRE_K8S=1 makes it required, as in .ci/run).
-    let k8s = crate::kubernetes::cluster(test).await;
-    let mut kubernetes = None;
-    if let Some(k8s) = &k8s {
-        let namespace = k8s.create_namespace("prometheus", &[]).await;
-        let mut env = k8s.env(&ecr, &k8s.app_kubeconfig());
-        set(&mut env, "KUBERNETES_NAMESPACES", &namespace);
-        let port: u16 = env.iter().find(|(k, _)| k == "LISTEN_PORT").unwrap().1.parse().unwrap();
-        kubernetes = Some(Daemon::start(&env, &[]));
-        targets.push((port, "rancher-ecr-credentials-kubernetes"));
-    } else {
-        eprintln!("{test}: skipped: the places (Kubernetes target) part, without the test API server");
-    }
+    // The Kubernetes target against the test API server: one namespace, so its places have series.
+    let Some(k8s) = crate::kubernetes::cluster(test).await else { return };
+    let namespace = k8s.create_namespace("prometheus", &[]).await;
+    let mut env = k8s.env(&ecr, &k8s.app_kubeconfig());
+    set(&mut env, "KUBERNETES_NAMESPACES", &namespace);
+    let kubernetes_port: u16 = env.iter().find(|(k, _)| k == "LISTEN_PORT").unwrap().1.parse().unwrap();
+    let kubernetes = Daemon::start(&env, &[]);
+    let targets =
+        [(rancher_port, "rancher-ecr-credentials-rancher"), (kubernetes_port, "rancher-ecr-credentials-kubernetes")];
 
     rancher.wait_for_log("Refresh complete", RUN_LIMIT).await;
-    if let Some(daemon) = &kubernetes {
-        daemon.wait_for_log("Refresh complete", RUN_LIMIT).await;
-    }
+    kubernetes.wait_for_log("Refresh complete", RUN_LIMIT).await;
 
     let rules = rule_file();
     let prometheus = Prometheus::start(&binary, &targets, &rules).await;
@@ -369,9 +355,6 @@ async fn scrape_and_check(test: &str, binary: PathBuf) {
         let Some(labels) = expected.get(metric.as_str()) else {
             panic!("{metric} is used by the rules or the dashboard but not in this test's METRICS (README's table)")
         };
-        if metric == PLACES && kubernetes.is_none() {
-            continue;
-        }
         let mut want: BTreeSet<&str> = SCRAPE_LABELS.into_iter().collect();
         want.extend(labels.iter().copied());
         let series = prometheus.series(metric).await;
@@ -394,14 +377,10 @@ async fn scrape_and_check(test: &str, binary: PathBuf) {
         }
     }
 
-    // Each dashboard query returns data: the announced leader metric aside, and the places without Kubernetes.
+    // Each dashboard query returns data, the announced leader metric's aside.
     for Query { what, expr, .. } in &queries {
         if expr.contains(ANNOUNCED) {
             eprintln!("{test}: not checked: {what:?} waits for leader election ({ANNOUNCED})");
-            continue;
-        }
-        if expr.contains(PLACES) && kubernetes.is_none() {
-            eprintln!("{test}: skipped: {what:?} without a Kubernetes target");
             continue;
         }
         prometheus.query_until_data(&grafana_substitute(expr), what).await;
@@ -437,9 +416,7 @@ async fn scrape_and_check(test: &str, binary: PathBuf) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    if let (Some(k8s), Some(daemon)) = (&k8s, &kubernetes) {
-        k8s.assert_no_secrets(&daemon.output());
-    }
+    k8s.assert_no_secrets(&kubernetes.output());
     eprintln!(
         "{test}: {checked} metrics, {} dashboard queries, {} alerts checked against a real Prometheus in {:.1} s",
         queries.len(),
@@ -448,7 +425,5 @@ async fn scrape_and_check(test: &str, binary: PathBuf) {
     );
     drop(prometheus);
     rancher.terminate(Duration::from_secs(5)).await;
-    if let Some(daemon) = kubernetes {
-        daemon.terminate(Duration::from_secs(5)).await;
-    }
+    kubernetes.terminate(Duration::from_secs(5)).await;
 }
