@@ -10,13 +10,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::aws_http::{self, AwsHttp};
-use crate::config::Config;
-use crate::config::KubeConnection;
-use crate::config::RancherAuth;
+use crate::config::{Config, plan};
+use crate::ecr::aws_http::AwsHttp;
 use crate::ecr::{self, Ecr};
-use crate::kubernetes::Kubernetes;
-use crate::plan;
+use crate::kubernetes::KubeConnection;
+use crate::kubernetes::{self, Kubernetes};
+use crate::rancher::settings::RancherAuth;
 use crate::rancher::{self, Rancher, TargetSettings};
 use crate::redact;
 use crate::refresh::{Refresher, Source};
@@ -65,7 +64,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     };
     let mut regions = Vec::new();
     for source in &config.plan.sources {
-        match ecr::resolve_region(&source.aws).await {
+        match ecr::resolve_region(&source.aws, source.public).await {
             Ok(region) => regions.push(region),
             Err(e) if config.plan.sources.len() == 1 => return bad_config(&e.to_string()),
             Err(e) => return bad_config(&format!("source '{}': {}", source.name, e)),
@@ -75,7 +74,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let mut targets = Vec::new();
     for spec in &config.plan.targets {
         let tls = &spec.rancher.tls;
-        let http = match rancher::http_client(tls, spec.rancher.timeout) {
+        let http = match rancher::http::http_client(tls, spec.rancher.timeout) {
             Ok(http) => http,
             Err(e) => return bad_config(&format!("CATTLE_CA_BUNDLE: the HTTP client for Rancher cannot use it: {e}")),
         };
@@ -95,19 +94,20 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             warn!(target = %name,
                 "No Rancher API key is set (CATTLE_ACCESS_KEY/CATTLE_SECRET_KEY or RANCHER_TOKEN): calling Rancher without authentication");
         }
-        let proxy = aws_http::rancher_proxy_for(spec.rancher.endpoint.url().as_str());
+        let proxy = rancher::http::proxy_for(spec.rancher.endpoint.url().as_str());
         info!(target = %name, proxy = %proxy.as_deref().unwrap_or("none"), "Rancher calls go {}",
             match proxy { Some(_) => "through a proxy", None => "directly" });
         targets.push((name, Target::Rancher(target), spec.auto_create, spec.sources.clone()));
     }
     for spec in &config.plan.kube_targets {
-        let kubernetes = match kube_clients(&spec.kubernetes.connection, spec.kubernetes.target.timeout).await {
-            Ok((client, watch_client)) => {
-                let server = spec.kubernetes.connection.server().to_string();
-                Kubernetes::new(client, watch_client, server, spec.kubernetes.target.clone())
-            }
-            Err(e) => return bad_config(&e),
-        };
+        let kubernetes =
+            match kubernetes::connection::clients(&spec.kubernetes.connection, spec.kubernetes.target.timeout).await {
+                Ok((client, watch_client)) => {
+                    let server = spec.kubernetes.connection.server().to_string();
+                    Kubernetes::new(client, watch_client, server, spec.kubernetes.target.clone())
+                }
+                Err(e) => return bad_config(&e),
+            };
         let name = spec.name.clone().unwrap_or_else(|| kubernetes.name());
         targets.push((name, Target::Kubernetes(kubernetes), false, spec.sources.clone()));
     }
@@ -197,10 +197,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
     let loops = join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits)));
     // Kubernetes targets also watch namespaces and ServiceAccounts, to write to new ones at once.
-    let watches = join_all(refreshers.iter().filter_map(|r| match &r.target {
-        Target::Kubernetes(kubernetes) => Some(kubernetes.watch(&r.name, &status, &shutdown)),
-        Target::Rancher(_) => None,
-    }));
+    let watches = join_all(refreshers.iter().map(|r| r.target.watch(&r.name, &status, &shutdown)));
     tokio::join!(loops, watches);
     // The loops end only on shutdown; give the health server a moment to close its connections.
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
@@ -243,58 +240,6 @@ fn register_secrets(config: &Config) {
             redact::register(&value);
         }
     }
-}
-
-/// The Kubernetes clients of a target: one for ordinary calls, bounded by `timeout`, and one for watches,
-/// which the API server holds open for minutes. Makes no call.
-async fn kube_clients(connection: &KubeConnection, timeout: Duration) -> Result<(kube::Client, kube::Client), String> {
-    let mut config = match connection {
-        KubeConnection::Kubeconfig { kubeconfig, files, context, .. } => {
-            let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-            let mut config = kube::Config::from_custom_kubeconfig((*kubeconfig.0).clone(), &options)
-                .await
-                .map_err(|e| format!("KUBECONFIG: '{files}', context '{context}': {}", one_line(&e.to_string())))?;
-            // kube-rs takes HTTPS_PROXY from the environment when the kubeconfig names no proxy-url; those
-            // variables are for AWS and Rancher here, and the API server is reached directly.
-            if !names_proxy(&kubeconfig.0, context) {
-                config.proxy_url = None;
-            }
-            config
-        }
-        KubeConnection::InCluster { .. } => kube::Config::incluster().map_err(|e| {
-            format!("KUBECONFIG: not set, and the pod's ServiceAccount cannot be used: {}", one_line(&e.to_string()))
-        })?,
-    };
-    config.connect_timeout = Some(rancher::CONNECT_TIMEOUT.min(timeout));
-    config.read_timeout = Some(timeout);
-    let client =
-        kube::Client::try_from(config.clone()).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
-    // Watches last up to 290 s (kube's default timeoutSeconds) with no byte in between: only bound them above that.
-    config.read_timeout = Some(WATCH_READ_TIMEOUT);
-    let watch_client =
-        kube::Client::try_from(config).map_err(|e| format!("KUBECONFIG: {}", one_line(&e.to_string())))?;
-    Ok((client, watch_client))
-}
-
-/// Whether the kubeconfig's cluster of `context` has a `proxy-url` of its own.
-fn names_proxy(kubeconfig: &kube::config::Kubeconfig, context: &str) -> bool {
-    let cluster = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context)
-        .and_then(|c| c.context.as_ref())
-        .map(|c| c.cluster.as_str());
-    kubeconfig
-        .clusters
-        .iter()
-        .filter(|c| Some(c.name.as_str()) == cluster)
-        .any(|c| c.cluster.as_ref().is_some_and(|c| c.proxy_url.as_ref().is_some_and(|p| !p.is_empty())))
-}
-
-const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
-
-fn one_line(text: &str) -> String {
-    redact::outside(text)
 }
 
 fn bad_config(message: &str) -> Exit {

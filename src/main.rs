@@ -1,12 +1,12 @@
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 use rancher_ecr_credentials::app;
 use rancher_ecr_credentials::config::{self, Cli, Command, Config};
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = config::cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -15,14 +15,13 @@ fn main() -> ExitCode {
         return healthcheck(&cli);
     }
     let web_identity = std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some_and(|v| !v.is_empty());
-    let mut config = match Config::from_cli(cli, web_identity) {
+    let config = match Config::from_matches(&matches, web_identity) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("rancher-ecr-credentials: configuration error: {e}");
             return app::Exit::BadConfig.into();
         }
     };
-    config.secret_flags = config::secret_flags_given(&matches);
     rancher_ecr_credentials::logging::init(config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -173,6 +173,16 @@ impl Drop for Line {
     }
 }
 
+/// A proxy URI as shown in logs: scheme, host and port, never user info.
+pub fn proxy_uri(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

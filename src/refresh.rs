@@ -1,6 +1,6 @@
-//! The refresh loop: get tokens from ECR, write them into Rancher, sleep until the next refresh is due.
+//! The refresh loop: get tokens from ECR, write them into a target, sleep until the next refresh is due.
 //!
-//! One cycle never touches Rancher unless every ECR entry decoded cleanly. After a success the next cycle is
+//! One cycle never touches the target unless every ECR entry decoded cleanly. After a success the next cycle is
 //! due at a share of the token's remaining lifetime ([`Schedule`]); after a failure, sooner ([`Backoff`]).
 //! Cancellation ends the loop at once, during a sleep or in the middle of a cycle.
 
@@ -12,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::address::{self, HostForm};
-use crate::ecr::{Ecr, EcrError, RegistryToken};
+use crate::ecr::{Ecr, EcrError};
+use crate::report::SyncOptions;
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
 use crate::status::Status;
-use crate::target::{Action, Notice, SyncOptions, Target, TargetError};
+use crate::target::{self, Target, TargetError};
+use crate::token::RegistryToken;
 
 /// How long tokens fetched for one target are reused for another target fed by the same source.
 const REUSE_TOKENS_FOR: Duration = Duration::from_secs(300);
@@ -25,7 +27,7 @@ const REUSE_TOKENS_FOR: Duration = Duration::from_secs(300);
 pub struct Source {
     pub name: String,
     ecr: Ecr,
-    /// ECR host → the address Rancher stores for it.
+    /// ECR host → the address the targets store for it.
     addresses: Vec<(String, String)>,
     /// The forms of each ECR host that are written where entries are created.
     host_forms: Vec<HostForm>,
@@ -37,7 +39,7 @@ impl Source {
         Source { name, ecr, addresses, host_forms, fetched: tokio::sync::Mutex::new(None) }
     }
 
-    /// The tokens of this source, each under the address Rancher knows its registry by. Errors are not kept:
+    /// The tokens of this source, each under the address the targets know its registry by. Errors are not kept:
     /// the next call asks ECR again.
     pub async fn tokens(&self) -> Result<Vec<RegistryToken>, EcrError> {
         let mut fetched = self.fetched.lock().await;
@@ -76,7 +78,7 @@ pub struct Refresher {
     pub status: Arc<Status>,
 }
 
-/// A cycle that brought every ECR host up to date in Rancher.
+/// A cycle that brought every ECR host up to date in the target.
 #[derive(Debug)]
 pub struct CycleSuccess {
     /// The earliest expiry among the tokens written; drives the next refresh.
@@ -90,7 +92,7 @@ pub enum CycleError {
     Ecr(#[from] EcrError),
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("{failed} of {total} credentials could not be brought up to date in Rancher")]
+    #[error("{failed} of {total} credentials could not be brought up to date in the target")]
     Partial { failed: usize, total: usize, permanent: bool },
     #[error("{failed} of {total} token sources failed (the others were written): {first}")]
     Sources { failed: usize, total: usize, first: EcrError },
@@ -119,8 +121,7 @@ impl CycleError {
     pub fn summary(&self) -> &'static str {
         match self {
             CycleError::Ecr(_) => "Could not get ECR tokens; nothing written",
-            CycleError::Target(TargetError::Rancher(_)) => "Could not read Rancher's registries",
-            CycleError::Target(TargetError::Kubernetes(_)) => "Could not read the Kubernetes API",
+            CycleError::Target(e) => e.summary(),
             CycleError::Partial { .. } => "Refresh incomplete (each failure is logged above)",
             CycleError::Sources { .. } => "Refresh incomplete: some ECR token sources failed",
         }
@@ -143,7 +144,7 @@ fn when(at: Option<SystemTime>) -> String {
 }
 
 impl Refresher {
-    /// One refresh: ECR first, then Rancher. Logs one line per credential written and per problem, and
+    /// One refresh: ECR first, then the target. Logs one line per credential written and per problem, and
     /// reports to [`Status`].
     pub async fn refresh_once(&self) -> Result<CycleSuccess, CycleError> {
         let started = tokio::time::Instant::now();
@@ -201,7 +202,7 @@ impl Refresher {
             return Err(CycleError::Ecr(failed.swap_remove(0)));
         }
         let tokens = newest_per_host(tokens);
-        let success = self.write_to_rancher(&tokens).await?;
+        let success = self.write(&tokens).await?;
         let count = failed.len();
         match failed.into_iter().next() {
             None => Ok(success),
@@ -209,7 +210,8 @@ impl Refresher {
         }
     }
 
-    async fn write_to_rancher(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
+    /// Writes the tokens into the target; logs and counts what it did through the target's own policy.
+    async fn write(&self, tokens: &[RegistryToken]) -> Result<CycleSuccess, CycleError> {
         let target = self.name.clone();
         let options = SyncOptions { auto_create: self.auto_create, dry_run: self.dry_run };
         let report = self.target.sync(tokens, options).await?;
@@ -230,42 +232,15 @@ impl Refresher {
                 .filter(|t| written.host.split(',').any(|h| h == t.host))
                 .filter_map(|t| t.expires_at)
                 .min();
-            let message = match (written.action, self.dry_run) {
-                (Action::Updated, false) => "Updated credential",
-                (Action::Created, false) => "Created credential",
-                (Action::CreatedWithRegistry, false) => "Created registry and credential (AUTO_CREATE)",
-                (Action::Updated, true) => "Dry run: would update credential",
-                (Action::Created, true) => "Dry run: would create credential",
-                (Action::CreatedWithRegistry, true) => "Dry run: would create registry and credential (AUTO_CREATE)",
-                (Action::Linked, false) => "Added the Secret to the ServiceAccount's imagePullSecrets",
-                (Action::Linked, true) => "Dry run: would add the Secret to the ServiceAccount's imagePullSecrets",
-            };
-            match &self.target {
-                Target::Rancher(_) => info!(registry = %written.host, rancher = %target,
-                    scope = written.scope.as_deref(), resource = %written.resource,
-                    expires_at = %when(expires_at), "{message}"),
-                Target::Kubernetes(_) => info!(registry = %written.host, target = %target,
-                    resource = %written.resource, expires_at = %when(expires_at), "{message}"),
-            }
+            self.target.log_written(&target, written, expires_at, self.dry_run);
         }
         for notice in &report.notices {
-            match notice {
-                Notice::NoRegistry { host, scope } => warn!(registry = %host, rancher = %target,
-                    scope = scope.as_deref(),
-                    "No registry in Rancher for this ECR host; add it in Rancher or set AUTO_CREATE=true"),
-                Notice::OnlyInactive { host, resource } => warn!(registry = %host, rancher = %target,
-                    resource = %resource, "Every credential of this registry is deactivated; leaving them alone"),
-                Notice::MalformedAddress { resource, address } => warn!(rancher = %target, resource = %resource,
-                    server_address = %address, "Skipped a Rancher registry whose address is not a host name"),
-                Notice::NotAskedFor { resource, reason } => warn!(rancher = %target, resource = %resource,
-                    reason = %reason, "Skipped an item Rancher returned that was not asked for; not written"),
-            }
+            self.target.log_notice(&target, notice);
         }
         let mut permanent = false;
         for failure in &report.failures {
-            self.status.error(self.target.api(), failure.error.kind());
             permanent |= failure.error.is_permanent();
-            log_target_error(&failure.host, failure.scope.as_deref(), &target, &failure.error);
+            target::on_failure(&self.status, &target, failure);
         }
         if !report.failures.is_empty() {
             let total = report.failures.len() + report.written.len();
@@ -367,33 +342,6 @@ fn newest_per_host(tokens: Vec<RegistryToken>) -> Vec<RegistryToken> {
 
 fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
-}
-
-fn log_target_error(host: &str, scope: Option<&str>, target: &str, e: &TargetError) {
-    if let TargetError::Kubernetes(_) = e {
-        // The error names the namespace, the verb and the resource; the hosts are all of the target's.
-        let namespace = scope.unwrap_or_default();
-        return match (e.is_permanent(), e.hint()) {
-            (true, Some(hint)) => error!(target = %target, namespace, error = %e, kind = e.kind(), "{hint}"),
-            (true, None) => {
-                error!(target = %target, namespace, error = %e, kind = e.kind(), "Could not write the Secret")
-            }
-            (false, _) => {
-                warn!(target = %target, namespace, error = %e, kind = e.kind(), "Could not write the Secret; will retry")
-            }
-        };
-    }
-    let rancher = target;
-    match (e.is_permanent(), e.hint()) {
-        (true, Some(hint)) => {
-            error!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(), "{hint}")
-        }
-        (true, None) => {
-            error!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(), "Rancher refused the update")
-        }
-        (false, _) => warn!(registry = %host, rancher = %rancher, scope, error = %e, kind = e.kind(),
-            "Could not update Rancher; will retry"),
-    }
 }
 
 fn log_cycle_error(e: &CycleError, failures: u32, delay: Duration) {

@@ -206,7 +206,7 @@ impl Status {
     }
 
     /// Records which places of a Kubernetes target lack the current token (all of them: from a full sync).
-    pub fn places(&self, target: &str, places: &crate::target::Places) {
+    pub fn places(&self, target: &str, places: &crate::report::Places) {
         let mut inner = self.lock();
         let state = inner.targets.entry(target.to_string()).or_default();
         state.missing = places.missing.clone();

@@ -1,12 +1,20 @@
-//! What every target shares: the places credentials are written to ([`Target`]: Rancher through its own APIs,
-//! or Kubernetes Secrets), and the one report a sync of any of them gives ([`SyncReport`]).
+//! The places credentials are written to ([`Target`]: Rancher through its own APIs, or Kubernetes Secrets), and
+//! the dispatch to each: its sync, its errors ([`TargetError`]) and its policy for logging and counting what
+//! happened.
 //!
 //! The refresh loop ([`crate::refresh`]) sees only this module; [`crate::rancher`] and [`crate::kubernetes`] each
-//! know one API and nothing of the other.
+//! know one API and nothing of the other, and neither imports this dispatcher: they report in the shared,
+//! generic [`crate::report`] types.
 
-use crate::ecr::RegistryToken;
-use crate::kubernetes::{Kubernetes, KubernetesError};
-use crate::rancher::{Rancher, RancherError};
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::kubernetes::{self, Kubernetes, KubernetesError};
+use crate::rancher::{self, Rancher, RancherError};
+use crate::report::{Failure, Notice, SyncOptions, SyncReport, Written};
+use crate::status::Status;
+use crate::token::RegistryToken;
 
 /// One place credentials are written to.
 // A handful per process, built once at start: their size does not matter.
@@ -22,14 +30,29 @@ pub enum Target {
 impl Target {
     /// Brings every ECR host up to date in this target (with `dry_run`, only reads and reports what it would
     /// write).
-    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, TargetError> {
+    pub async fn sync(
+        &self,
+        tokens: &[RegistryToken],
+        options: SyncOptions,
+    ) -> Result<SyncReport<TargetError>, TargetError> {
         match self {
             Target::Rancher(rancher) => {
                 let mut report = rancher.sync(tokens, options).await?;
                 report.held = report.written.iter().map(Written::key).collect();
-                Ok(report)
+                Ok(report.map_err(TargetError::Rancher))
             }
-            Target::Kubernetes(kubernetes) => Ok(kubernetes.sync(tokens, options).await?),
+            Target::Kubernetes(kubernetes) => {
+                Ok(kubernetes.sync(tokens, options).await?.map_err(TargetError::Kubernetes))
+            }
+        }
+    }
+
+    /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts, to write to new ones at
+    /// once; a Rancher target has nothing to watch and returns at once.
+    pub async fn watch(&self, name: &str, status: &Status, shutdown: &CancellationToken) {
+        match self {
+            Target::Rancher(_) => {}
+            Target::Kubernetes(kubernetes) => kubernetes.watch(name, status, shutdown).await,
         }
     }
 
@@ -49,88 +72,31 @@ impl Target {
             Target::Kubernetes(_) => "kubernetes",
         }
     }
+
+    /// Logs a credential written (or, with `dry_run`, that would be), as this kind of target logs it.
+    pub fn log_written(&self, name: &str, written: &Written, expires_at: Option<SystemTime>, dry_run: bool) {
+        match self {
+            Target::Rancher(_) => rancher::outcome::log_written(name, written, expires_at, dry_run),
+            Target::Kubernetes(_) => kubernetes::outcome::log_written(name, written, expires_at, dry_run),
+        }
+    }
+
+    /// Logs a notice (only Rancher targets give them).
+    pub fn log_notice(&self, name: &str, notice: &Notice) {
+        rancher::outcome::log_notice(name, notice);
+    }
 }
 
-/// How a sync may change the target.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SyncOptions {
-    /// Create what is missing (a registry, a credential) instead of reporting it.
-    pub auto_create: bool,
-    /// Read only: report what would be written, send no PUT, POST or PATCH.
-    pub dry_run: bool,
-}
-
-/// What one sync of one target did: every credential written, every notice, every failure.
-#[derive(Debug, Default)]
-pub struct SyncReport {
-    pub written: Vec<Written>,
-    pub notices: Vec<Notice>,
-    pub failures: Vec<Failure>,
-    /// The keys (ECR hosts, or `scope/host`) of the credentials that now hold the current token, written in this
-    /// sync or found current: what readiness and the expiry metric track.
-    pub held: Vec<String>,
-    /// For targets that span many places (Kubernetes namespaces or projects): how many there are, and which
-    /// of them do not hold the current token.
-    pub places: Option<Places>,
-}
-
-/// The places of a target and those that lack the current token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Places {
-    pub total: usize,
-    pub missing: Vec<String>,
-}
-
-/// A credential that now holds the new password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The ECR host (a Kubernetes Secret holds several: comma-separated).
-    pub host: String,
-    /// Where in the target, when a target spans several places (a Rancher 2 project).
-    pub scope: Option<String>,
-    /// The resource written, for logs: e.g. `registry 1sp3 credential 1c12`, `Secret apps/ecr-credentials`.
-    pub resource: String,
-    pub action: Action,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Updated,
-    Created,
-    /// The registry did not exist; AUTO_CREATE created it with its credential.
-    CreatedWithRegistry,
-    /// A ServiceAccount now lists the Secret in its `imagePullSecrets`.
-    Linked,
-}
-
-/// Something a person may want to know that did not fail the sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// No registry or credential names this host, and AUTO_CREATE is off.
-    NoRegistry { host: String, scope: Option<String> },
-    /// Every credential of this registry is deactivated: someone switched them off on purpose.
-    OnlyInactive { host: String, resource: String },
-    /// A registry address that is not a host name; skipped.
-    MalformedAddress { resource: String, address: String },
-    /// Rancher's answer held an item that was not asked for (another registry's credential, another project's
-    /// credential); it is never written.
-    NotAskedFor { resource: String, reason: String },
-}
-
-/// A host (or, for Kubernetes, a place) that could not be brought up to date.
-#[derive(Debug)]
-pub struct Failure {
-    pub host: String,
-    pub scope: Option<String>,
-    pub error: TargetError,
-}
-
-impl Written {
-    /// The key under which readiness and metrics track this credential.
-    pub fn key(&self) -> String {
-        match &self.scope {
-            Some(scope) => format!("{scope}/{}", self.host),
-            None => self.host.clone(),
+/// Logs and counts one failure: the failure policy of the kind of target that failed, the one the watch of a
+/// Kubernetes target goes through too.
+pub fn on_failure(status: &Status, name: &str, failure: &Failure<TargetError>) {
+    let Failure { host, scope, error } = failure;
+    match error {
+        TargetError::Rancher(error) => {
+            rancher::outcome::on_failure(status, name, &Failure { host: host.clone(), scope: scope.clone(), error })
+        }
+        TargetError::Kubernetes(error) => {
+            kubernetes::outcome::on_failure(status, name, &Failure { host: host.clone(), scope: scope.clone(), error })
         }
     }
 }
@@ -166,6 +132,14 @@ impl TargetError {
         match self {
             TargetError::Rancher(e) => e.hint(),
             TargetError::Kubernetes(e) => e.hint(),
+        }
+    }
+
+    /// What failed, in words, when a whole sync failed before writing anything.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            TargetError::Rancher(_) => "Could not read Rancher's registries",
+            TargetError::Kubernetes(_) => "Could not read the Kubernetes API",
         }
     }
 }

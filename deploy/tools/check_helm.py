@@ -277,6 +277,27 @@ def check_render(name, docs, values, version, env_names):
     report(f"{label}: Deployment (non-root, read-only, no capabilities, probes, checksum, env names, mounts)",
            problems)
 
+    # AWS credentials: IRSA annotates the ServiceAccount, keys come from a Secret; with EKS Pod Identity (and the
+    # node's role) the chart gives neither: the association and the EKS webhook do it all.
+    problems = []
+    how = values["aws"]["credentials"]
+    annotations = {}
+    for sa in by_kind.get("ServiceAccount", []):
+        annotations.update(sa["metadata"].get("annotations") or {})
+    role_annotation = annotations.get("eks.amazonaws.com/role-arn")
+    if how == "irsa" and role_annotation != values["aws"]["irsa"]["roleArn"]:
+        problems.append(f"ServiceAccount role-arn annotation is {role_annotation!r}, not aws.irsa.roleArn")
+    if how != "irsa" and role_annotation is not None:
+        problems.append(f"ServiceAccount annotated with role-arn {role_annotation!r} with aws.credentials={how}")
+    has_keys = "AWS_ACCESS_KEY_ID" in env or "AWS_SECRET_ACCESS_KEY" in env
+    if has_keys != (how == "secret"):
+        problems.append(f"AWS keys {'given' if has_keys else 'missing'} with aws.credentials={how}")
+    webhook = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+               "AWS_WEB_IDENTITY_TOKEN_FILE"} & set(env)
+    if webhook:
+        problems.append(f"{sorted(webhook)} set by the chart: the EKS webhook sets them (a value here hides its)")
+    report(f"{label}: AWS credentials ({how}: ServiceAccount annotation, keys)", problems)
+
     # Mode-specific settings.
     problems = []
     mode = values["target"]["mode"]

@@ -105,8 +105,8 @@ schema = {
     "aws": obj({
         "region": s("AWS_REGION", pattern="^[a-z]{2}(-[a-z]+)+-[0-9]+$"),
         "registryIds": csv("AWS_ECR_REGISTRY_IDS", account),
-        "credentials": {"type": "string", "enum": ["irsa", "secret", "node"],
-                        "description": "irsa, secret or node"},
+        "credentials": {"type": "string", "enum": ["podIdentity", "irsa", "secret", "node"],
+                        "description": "podIdentity, irsa, secret or node"},
         "irsa": obj({
             "roleArn": s("eks.amazonaws.com/role-arn", pattern="^$|^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"),
             "stsRegionalEndpoints": b("eks.amazonaws.com/sts-regional-endpoints"),

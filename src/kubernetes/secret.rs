@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::ecr::RegistryToken;
+use crate::token::RegistryToken;
 
 /// The label that marks a Secret as written (and owned) by this daemon.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";

@@ -13,12 +13,13 @@ use serde_json::json;
 use url::Url;
 
 use super::endpoint::{CattleEndpoint, is_cattle_id};
+use super::error::RancherError;
 use super::session::{Session, with_query};
-use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
+use super::settings;
 use crate::address;
-use crate::config;
-use crate::ecr::RegistryToken;
 use crate::redact;
+use crate::report::{Action, Failure, Notice, SyncOptions, SyncReport, Written};
+use crate::token::RegistryToken;
 
 /// The email the predecessor sent; `/v1` requires one on create and nothing checks it.
 pub const EMAIL: &str = "not-really@required.anymore";
@@ -208,7 +209,11 @@ impl Cattle {
     /// Brings every ECR host up to date in this environment: one registry scan, then per matching registry one
     /// credential lookup and one PUT per credential. A failure for one host does not stop the others; only a
     /// failed registry scan fails the whole sync.
-    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
+    pub async fn sync(
+        &self,
+        tokens: &[RegistryToken],
+        options: SyncOptions,
+    ) -> Result<SyncReport<RancherError>, RancherError> {
         let hosts: Vec<&str> = tokens.iter().map(|t| t.host.as_str()).collect();
         let (found, skipped) = self.find_registries(&hosts).await?;
         let mut report = SyncReport { notices: skipped, ..SyncReport::default() };
@@ -232,16 +237,14 @@ impl Cattle {
                     }
                     match self.create_all(address, token).await {
                         Ok(written) => report.written.push(written),
-                        Err(error) => {
-                            report.failures.push(Failure { host: token.host.clone(), scope: None, error: error.into() })
-                        }
+                        Err(error) => report.failures.push(Failure { host: token.host.clone(), scope: None, error }),
                     }
                 }
                 continue;
             }
             for registry in registries {
                 if let Err(error) = self.refresh_registry(registry, token, options.dry_run, &mut report).await {
-                    report.failures.push(Failure { host: token.host.clone(), scope: None, error: error.into() });
+                    report.failures.push(Failure { host: token.host.clone(), scope: None, error });
                 }
             }
         }
@@ -253,7 +256,7 @@ impl Cattle {
         registry: &Registry,
         token: &RegistryToken,
         dry_run: bool,
-        report: &mut SyncReport,
+        report: &mut SyncReport<RancherError>,
     ) -> Result<(), RancherError> {
         let written = |credential: &str, action| Written {
             host: token.host.clone(),
@@ -305,7 +308,7 @@ impl Cattle {
 pub struct Environments {
     session: Session,
     root: CattleEndpoint,
-    selection: config::Environments,
+    selection: settings::Environments,
 }
 
 #[derive(Deserialize)]
@@ -316,14 +319,14 @@ struct EnvironmentItem {
 }
 
 impl Environments {
-    pub fn new(session: Session, root: CattleEndpoint, selection: config::Environments) -> Environments {
+    pub fn new(session: Session, root: CattleEndpoint, selection: settings::Environments) -> Environments {
         Environments { session, root, selection }
     }
 
     pub fn name(&self) -> String {
         match &self.selection {
-            config::Environments::All => format!("{} all environments", self.root),
-            config::Environments::Named(names) => format!("{} environments {}", self.root, names.join(",")),
+            settings::Environments::All => format!("{} all environments", self.root),
+            settings::Environments::Named(names) => format!("{} environments {}", self.root, names.join(",")),
         }
     }
 
@@ -353,11 +356,15 @@ impl Environments {
         Ok(environments)
     }
 
-    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
+    pub async fn sync(
+        &self,
+        tokens: &[RegistryToken],
+        options: SyncOptions,
+    ) -> Result<SyncReport<RancherError>, RancherError> {
         let listed = self.list().await?;
         let mut report = SyncReport::default();
         let chosen: Vec<(String, String)> = match &self.selection {
-            config::Environments::All => {
+            settings::Environments::All => {
                 if listed.is_empty() {
                     return Err(RancherError::Refused {
                         resource: format!("the environment list {}", self.root.collection("projects")),
@@ -366,7 +373,7 @@ impl Environments {
                 }
                 listed
             }
-            config::Environments::Named(names) => {
+            settings::Environments::Named(names) => {
                 let mut chosen = Vec::new();
                 for wanted in names {
                     let found = listed.iter().find(|(id, name)| id == wanted || name.eq_ignore_ascii_case(wanted));
@@ -381,11 +388,7 @@ impl Environments {
                             };
                             for token in tokens {
                                 let scope = Some(wanted.clone());
-                                report.failures.push(Failure {
-                                    host: token.host.clone(),
-                                    scope,
-                                    error: error.clone().into(),
-                                });
+                                report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone() });
                             }
                         }
                     }
@@ -412,7 +415,7 @@ impl Environments {
                 Err(error) => {
                     for token in tokens {
                         let scope = Some(scope.clone());
-                        report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone().into() });
+                        report.failures.push(Failure { host: token.host.clone(), scope, error: error.clone() });
                     }
                 }
             }

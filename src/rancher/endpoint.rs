@@ -9,7 +9,7 @@ use std::fmt;
 
 use url::Url;
 
-use super::v3::is_project_id;
+pub use crate::setting::is_project_id;
 
 /// Which API family to use, when the URL does not say (`RANCHER_API`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

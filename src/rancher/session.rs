@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::{Answer, RancherError, send};
+use super::error::RancherError;
+use super::http::{Answer, send};
 use crate::redact;
 use crate::secret::Secret;
 

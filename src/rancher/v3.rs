@@ -13,11 +13,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::endpoint::is_project_id;
+use super::error::RancherError;
 use super::session::{Session, with_query};
-use super::{Action, Failure, Notice, RancherError, SyncOptions, SyncReport, Written};
 use crate::address;
-use crate::ecr::RegistryToken;
 use crate::redact;
+use crate::report::{Action, Failure, Notice, SyncOptions, SyncReport, Written};
+use crate::token::RegistryToken;
 
 /// Norman's default page is 1000 and its maximum 10000.
 const PAGE_LIMIT: &str = "1000";
@@ -203,7 +205,11 @@ impl V3 {
 
     /// Brings every ECR host up to date in every project of the scope. A project that fails does not stop the
     /// others; only a failed project listing fails the whole sync.
-    pub async fn sync(&self, tokens: &[RegistryToken], options: SyncOptions) -> Result<SyncReport, RancherError> {
+    pub async fn sync(
+        &self,
+        tokens: &[RegistryToken],
+        options: SyncOptions,
+    ) -> Result<SyncReport<RancherError>, RancherError> {
         let mut report = SyncReport::default();
         for project in self.projects().await? {
             if let Err(error) = self.sync_project(&project, tokens, options, &mut report).await {
@@ -211,7 +217,7 @@ impl V3 {
                     report.failures.push(Failure {
                         host: token.host.clone(),
                         scope: Some(project.clone()),
-                        error: error.clone().into(),
+                        error: error.clone(),
                     });
                 }
             }
@@ -224,7 +230,7 @@ impl V3 {
         project: &str,
         tokens: &[RegistryToken],
         options: SyncOptions,
-        report: &mut SyncReport,
+        report: &mut SyncReport<RancherError>,
     ) -> Result<(), RancherError> {
         // Every form of an ECR registry's host (FIPS, dual-stack) takes the same token.
         let token_for = |key: &str| {
@@ -254,8 +260,7 @@ impl V3 {
                                  Keep each ECR registry in a credential of its own",
                                 others.join(", ")
                             ),
-                        }
-                        .into(),
+                        },
                     });
                     continue;
                 }
@@ -280,7 +285,7 @@ impl V3 {
                     Err(error) => report.failures.push(Failure {
                         host: first.host.clone(),
                         scope: Some(project.to_string()),
-                        error: error.into(),
+                        error,
                     }),
                 }
             }
@@ -306,11 +311,9 @@ impl V3 {
                     resource: format!("dockerCredential {id}"),
                     action: Action::Created,
                 }),
-                Err(error) => report.failures.push(Failure {
-                    host: token.host.clone(),
-                    scope: Some(project.to_string()),
-                    error: error.into(),
-                }),
+                Err(error) => {
+                    report.failures.push(Failure { host: token.host.clone(), scope: Some(project.to_string()), error })
+                }
             }
         }
         Ok(())
@@ -354,16 +357,6 @@ pub fn credential_name(host: &str) -> String {
         raw.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     name.truncate(63);
     name.trim_end_matches('-').to_string()
-}
-
-/// A Rancher 2 project id: `<cluster>:<project>`, both of lower-case letters, digits and dashes.
-pub fn is_project_id(id: &str) -> bool {
-    let valid = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 63
-            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    };
-    matches!(id.split_once(':'), Some((cluster, project)) if valid(cluster) && valid(project))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod kubernetes;
 mod observability;
+mod pod_identity;
 mod prometheus;
 mod proxy;
 mod rancher2;

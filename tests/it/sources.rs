@@ -334,3 +334,21 @@ async fn dry_run_reads_everything_and_writes_nothing() {
     assert!(run.output.contains("nothing was changed"), "{}", run.output);
     assert_no_secrets(&run.output);
 }
+
+#[tokio::test]
+async fn a_public_source_needs_no_region() {
+    let world = world().await;
+    let text = format!(
+        "[[source]]\nname = \"eu\"\nregion = \"eu-west-1\"\n\n[[source]]\nname = \"public\"\npublic = true\n\n[[target]]\nname = \"one\"\nurl = \"{}/v2-beta\"\n",
+        world.one.url()
+    );
+    let file = write_file("public-without-region.toml", &text);
+    let env = file_env(&world, &file);
+    assert!(!env.iter().any(|(k, _)| k == "AWS_REGION" || k == "AWS_DEFAULT_REGION"), "{env:?}");
+
+    let run = run(&env, &["--check-config"]).await;
+
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(run.output.contains("source public: region us-east-1"), "{}", run.output);
+    assert!(run.output.contains("source eu: region eu-west-1"), "{}", run.output);
+}

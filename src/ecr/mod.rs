@@ -5,10 +5,8 @@
 //! standard endpoint overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL_STS`) are honoured
 //! by aws-config itself. Nothing here talks to Rancher.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use aws_config::meta::region::ProvideRegion;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
@@ -19,36 +17,14 @@ use base64::Engine as _;
 use secrecy::SecretString;
 
 use crate::address;
-use crate::aws_http::AwsHttp;
-use crate::config::{AssumeRole, AwsSettings, ConfigError};
 use crate::redact;
+pub use crate::token::RegistryToken;
+use aws_http::AwsHttp;
+use settings::AssumeRole;
 
-/// The password for one ECR registry, decoded from an authorization token.
-#[derive(Clone)]
-pub struct RegistryToken {
-    /// The registry host from `proxyEndpoint`, normalized (see [`crate::address`]), or the address
-    /// `REGISTRY_ADDRESS_MAP` gives for it.
-    pub host: String,
-    /// The addresses to write when an entry for this registry is created: `host` in each form of
-    /// `ECR_HOST_FORMS`, or the mapped address. Existing entries are matched in any form.
-    pub addresses: Vec<String>,
-    /// Always `AWS` for ECR; kept as given.
-    pub username: String,
-    pub password: SecretString,
-    pub expires_at: Option<SystemTime>,
-}
-
-impl fmt::Debug for RegistryToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryToken")
-            .field("host", &self.host)
-            .field("addresses", &self.addresses)
-            .field("username", &self.username)
-            .field("password", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
+pub mod aws_http;
+pub mod settings;
+pub use settings::{AwsSettings, PUBLIC_HOST, PUBLIC_REGION, resolve_region};
 
 /// Why no usable token came from ECR, in words, with what to do about it. Never carries the token, the password
 /// or any answer body; text that came from AWS is cleaned by [`redact::outside`].
@@ -174,28 +150,6 @@ fn timeouts() -> TimeoutConfig {
         .operation_timeout(Duration::from_secs(60))
         .build()
 }
-
-/// The region: `AWS_REGION` (already in `settings`), then `AWS_DEFAULT_REGION`, then the AWS profile. Reads the
-/// environment and files only, never the network, so a missing region is a configuration error at start-up.
-pub async fn resolve_region(settings: &AwsSettings) -> Result<String, ConfigError> {
-    if let Some(region) = &settings.region {
-        return Ok(region.clone());
-    }
-    let from_env = aws_config::environment::EnvironmentVariableRegionProvider::new().region().await;
-    let region = match from_env {
-        Some(region) => Some(region),
-        None => aws_config::profile::ProfileFileRegionProvider::new().region().await,
-    };
-    region.map(|r| r.to_string()).filter(|r| !r.trim().is_empty()).ok_or(ConfigError {
-        setting: "AWS_REGION".into(),
-        problem: "not set; set AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS profile)".into(),
-    })
-}
-
-/// The host of ECR Public.
-pub const PUBLIC_HOST: &str = "public.ecr.aws";
-/// ECR Public hands out tokens only in this region.
-pub const PUBLIC_REGION: &str = "us-east-1";
 
 /// Which API the tokens come from.
 #[derive(Clone, Debug)]

@@ -164,24 +164,7 @@ impl Proxies {
         if let Some(http) = &self.http {
             builder = builder.http(http.shown.clone());
         }
-        builder.build().intercept(&uri).map(|intercept| shown(intercept.uri()))
-    }
-}
-
-/// The proxy that reqwest (the Rancher client) uses for `url`, read from the environment as reqwest reads it;
-/// without credentials. `None` when it goes directly.
-pub fn rancher_proxy_for(url: &str) -> Option<String> {
-    let uri: http::Uri = url.parse().ok()?;
-    Matcher::from_env().intercept(&uri).map(|intercept| shown(intercept.uri()))
-}
-
-/// A proxy URI as shown in logs: scheme, host and port, never user info.
-fn shown(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("http");
-    let host = uri.host().unwrap_or_default();
-    match uri.port_u16() {
-        Some(port) => format!("{scheme}://{host}:{port}"),
-        None => format!("{scheme}://{host}"),
+        builder.build().intercept(&uri).map(|intercept| redact::proxy_uri(intercept.uri()))
     }
 }
 
