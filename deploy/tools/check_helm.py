@@ -66,7 +66,10 @@ def cargo_version():
 def daemon_env_names():
     names = set()
     for path in (ROOT / "src").rglob("*.rs"):
-        names |= set(re.findall(r'env\s*=\s*"([A-Z0-9_]+)"', path.read_text(encoding="utf-8")))
+        # clap's `env = "X"`, and the settings each API declares (src/setting.rs): `Setting::new("X", …)`,
+        # `Setting { var: "X", … }`.
+        names |= set(re.findall(r'(?:\benv\s*=\s*|\bvar:\s*|\bSetting::new\(\s*)"([A-Z0-9_]+)"',
+                                path.read_text(encoding="utf-8")))
     return names
 
 
