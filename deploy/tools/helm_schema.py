@@ -200,6 +200,13 @@ schema = {
                                "labels": strmap}),
         "prometheusRule": obj({"enabled": b("PrometheusRule"), "labels": strmap, "additionalAlertLabels": strmap}),
     }),
+    "grafanaDashboard": obj({
+        "enabled": b("a ConfigMap with the Grafana dashboard"),
+        "namespace": s("namespace of the ConfigMap (empty: the release namespace)",
+                       pattern="^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        "labelValue": s("value of the grafana_dashboard label", minLength=1),
+        "annotations": strmap,
+    }),
   },
   "required": ["image", "aws", "target", "daemon"],
 }

@@ -11,6 +11,7 @@ mod harness;
 mod kubernetes;
 mod observability;
 mod pod_identity;
+mod prometheus;
 mod proxy;
 mod rancher2;
 mod secrets;
