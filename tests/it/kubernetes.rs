@@ -45,7 +45,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The server from `k8s env`. The tests that call this are ignored unless asked for, and then need it: without
 /// its environment they fail, saying how to start it.
-async fn cluster(test: &str) -> Option<Cluster> {
+pub(crate) async fn cluster(test: &str) -> Option<Cluster> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (Some(api), Some(ca), Some(admin_token), Some(app_token)) =
         (var("K8S_API"), var("K8S_CA"), var("K8S_ADMIN_TOKEN"), var("K8S_APP_TOKEN"))
@@ -81,7 +81,7 @@ impl Cluster {
         path
     }
 
-    fn app_kubeconfig(&self) -> PathBuf {
+    pub(crate) fn app_kubeconfig(&self) -> PathBuf {
         self.kubeconfig("app", &self.app_token, None, None)
     }
 
@@ -122,7 +122,7 @@ impl Cluster {
         format!("{}-{suffix}", self.prefix)
     }
 
-    async fn create_namespace(&self, suffix: &str, labels: &[(&str, &str)]) -> String {
+    pub(crate) async fn create_namespace(&self, suffix: &str, labels: &[(&str, &str)]) -> String {
         let name = self.name(suffix);
         let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let namespace = Namespace {
@@ -157,7 +157,7 @@ impl Cluster {
     }
 
     /// Waits (bounded) until the namespace holds the Secret; returns it and how long that took.
-    async fn wait_for_secret(&self, namespace: &str, limit: Duration) -> Option<(Secret, Duration)> {
+    pub(crate) async fn wait_for_secret(&self, namespace: &str, limit: Duration) -> Option<(Secret, Duration)> {
         let started = Instant::now();
         let admin = self.admin().await;
         let api = Api::<Secret>::namespaced(admin, namespace);
@@ -171,7 +171,7 @@ impl Cluster {
     }
 
     /// The daemon's environment: ECR stand-in, this server as app-user, the namespaces given.
-    fn env(&self, ecr: &standins::ecr::FakeEcr, kubeconfig: &std::path::Path) -> Vec<(String, String)> {
+    pub(crate) fn env(&self, ecr: &standins::ecr::FakeEcr, kubeconfig: &std::path::Path) -> Vec<(String, String)> {
         let mut env = env(ecr, "unused");
         unset(&mut env, "CATTLE_URL");
         unset(&mut env, "CATTLE_ACCESS_KEY");
@@ -186,7 +186,7 @@ impl Cluster {
         env
     }
 
-    fn assert_no_secrets(&self, output: &str) {
+    pub(crate) fn assert_no_secrets(&self, output: &str) {
         assert_no_secrets(output);
         assert!(!output.contains(&self.app_token), "the bearer token appears in the output:\n{output}");
         assert!(!output.contains(&self.admin_token), "the admin token appears in the output:\n{output}");

@@ -10,6 +10,8 @@ mod hardening;
 mod harness;
 mod kubernetes;
 mod observability;
+mod pod_identity;
+mod prometheus;
 mod proxy;
 mod rancher2;
 mod secrets;
