@@ -270,7 +270,7 @@ pub fn decide(cause: &Cause, image: &EcrImage, facts: &Facts) -> Option<Diagnosi
             if facts.covered == Some(false) {
                 return say(Reason::RegistryNotCovered, not_covered(image, secret_name));
             }
-            let host_written = facts.secret_hosts.iter().any(|h| *h == image.host);
+            let host_written = facts.secret_hosts.contains(&image.host);
             if !expired && !host_written && facts.covered == Some(true) {
                 let forms: Vec<&str> = HostForm::ALL.iter().map(|f| f.name()).collect();
                 return say(
@@ -491,7 +491,7 @@ impl Kubernetes {
         let work = futures_util::stream::unfold(jobs, |mut jobs| async move { jobs.recv().await.map(|j| (j, jobs)) })
             .for_each_concurrent(WORKERS, |job| async move {
                 let key = claim_key(&job);
-                match self.diagnose(&job, &memory, refresh_now).await {
+                match self.diagnose(&job, memory, refresh_now).await {
                     Ok(Some(reason)) => {
                         status.pull_failure(reason.as_str());
                     }
