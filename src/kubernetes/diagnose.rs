@@ -39,6 +39,9 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Events last seen before the watch started (less this margin for clock skew) are history, not news: a restart
 /// does not say again what was said before it. Failures that go on bring new Events (kubelet retries).
 const HISTORY_MARGIN: Duration = Duration::from_secs(5);
+/// A bare 403 seen this long after a refresh of its registry was asked for is no expired token: access denied.
+/// (A refresh is written within about a second; kubelet retries after 10 s at the earliest.)
+pub const RECUR_AFTER: Duration = Duration::from_secs(10);
 /// Failed pulls waiting for a diagnosis; more are dropped (and diagnosed at kubelet's next retry).
 const QUEUE: usize = 1024;
 /// Diagnoses running at the same time.
@@ -95,6 +98,8 @@ struct Job {
     /// The container of `involvedObject.fieldPath`; none for `FailedToRetrieveImagePullSecret`.
     container: Option<(ContainerList, String)>,
     cause: Cause,
+    /// When kubelet last saw the failure.
+    last_seen: Option<Timestamp>,
 }
 
 type Key = (String, String, &'static str);
@@ -108,7 +113,7 @@ struct Memory {
     said: HashMap<Key, Instant>,
     said_order: VecDeque<Key>,
     /// Registry (its standard host) → when a refresh was last asked for because of a failed pull.
-    refreshed: HashMap<String, Instant>,
+    refreshed: HashMap<String, (Instant, Timestamp)>,
     /// Failed pulls dropped because the queue was full.
     dropped: u64,
 }
@@ -149,12 +154,19 @@ impl Memory {
     /// `Ok` when a refresh of `registry` may be asked for now (and records it), else when it last was.
     fn refresh(&mut self, registry: &str, now: Instant) -> Result<(), Instant> {
         match self.refreshed.get(registry) {
-            Some(at) if now.saturating_duration_since(*at) < REFRESH_INTERVAL => Err(*at),
+            Some((at, _)) if now.saturating_duration_since(*at) < REFRESH_INTERVAL => Err(*at),
             _ => {
-                self.refreshed.insert(registry.to_string(), now);
+                self.refreshed.insert(registry.to_string(), (now, Timestamp::now()));
                 Ok(())
             }
         }
+    }
+
+    /// True when a refresh of `registry` was asked for at least [`RECUR_AFTER`] before `seen`: a bare 403 seen
+    /// then came after a new token was written.
+    fn refreshed_before(&self, registry: &str, seen: Option<Timestamp>) -> bool {
+        let (Some((_, at)), Some(seen)) = (self.refreshed.get(registry), seen) else { return false };
+        seen.duration_since(*at).as_secs_f64() >= RECUR_AFTER.as_secs_f64()
     }
 }
 
@@ -201,6 +213,8 @@ pub struct Facts {
     pub covered: Option<bool>,
     /// Why the namespace is not selected, naming the setting; `None` when it is.
     pub not_selected: Option<String>,
+    /// A refresh of the image's registry was asked for well before this failure (see [`RECUR_AFTER`]).
+    pub refreshed_before: bool,
 }
 
 /// The diagnosis of a failed pull of `image` with `cause`, from what was read: pure, tested below.
@@ -288,6 +302,15 @@ pub fn decide(cause: &Cause, image: &EcrImage, facts: &Facts) -> Option<Diagnosi
             }
             let refresh = registry_key(image);
             let suspected = matches!(cause, Cause::Expired { suspected: true });
+            if suspected && facts.refreshed_before {
+                return say(
+                    Reason::AccessDenied,
+                    format!(
+                        "ECR refused the pull from {what} with 403 Forbidden again after this daemon wrote a new token to Secret {secret_name}: not an expired token but access denied (suspected: containerd before 2.3.3 does not say why). Allow the principal of this daemon's AWS identity ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on {} in the repository policy or its IAM policy. Nothing refreshed.",
+                        image.repository
+                    ),
+                );
+            }
             let lead = if suspected {
                 format!(
                     "ECR refused the pull from {what} (403 Forbidden without a reason, which on containerd before 2.3.3 is most often an expired token: suspected)"
@@ -372,7 +395,8 @@ fn job_of(event: &Event, since: Timestamp) -> Result<Job, Skip> {
     if last_seen(event).is_some_and(|last| last < since) {
         return Err(Skip::NotAPullFailure);
     }
-    Ok(Job { namespace: namespace.clone(), pod: pod.clone(), uid: uid.clone(), container, cause })
+    let last_seen = last_seen(event);
+    Ok(Job { namespace: namespace.clone(), pod: pod.clone(), uid: uid.clone(), container, cause, last_seen })
 }
 
 /// When the Event last happened, by whichever field its writer set.
@@ -561,6 +585,8 @@ impl Kubernetes {
                 .is_some_and(|refs| refs.iter().any(|r| r.name == secret_name));
             facts.covered = self.covers(&image);
             facts.not_selected = self.why_not_selected(selection, namespace);
+            facts.refreshed_before =
+                memory.lock().unwrap_or_else(|p| p.into_inner()).refreshed_before(&registry_key(&image), job.last_seen);
             if facts.secret_ours == Some(true) && !facts.referenced && matches!(cause, Cause::NoCredentials) {
                 let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
                 let place = format!("{namespace}/{}", facts.service_account);
@@ -578,6 +604,11 @@ impl Kubernetes {
         let said_key = (job.uid.clone(), container.clone(), diagnosis.reason.as_str());
         if !memory.lock().unwrap_or_else(|p| p.into_inner()).say(said_key, Instant::now()) {
             return Ok(None);
+        }
+        if matches!(cause, Cause::Expired { suspected: true }) && diagnosis.reason == Reason::TokenExpired {
+            // If the 403 recurs after the new token is written, it is access denied: look at it again then.
+            let key = claim_key(job);
+            memory.lock().unwrap_or_else(|p| p.into_inner()).recheck_after(&key, Instant::now() + RECUR_AFTER);
         }
         if let Some(registry) = diagnosis.refresh.clone() {
             let asked = memory.lock().unwrap_or_else(|p| p.into_inner()).refresh(&registry, Instant::now());
@@ -713,6 +744,7 @@ mod tests {
             account_lists_it: None,
             covered: Some(true),
             not_selected: None,
+            refreshed_before: false,
         }
     }
 
@@ -750,6 +782,27 @@ mod tests {
             assert_eq!(d.refresh.as_deref(), Some(HOST), "{form}");
             assert!(d.message.contains("suspected"), "{}", d.message);
         }
+    }
+
+    #[test]
+    fn a_bare_403_after_a_refresh_is_access_denied() {
+        let again = Facts { refreshed_before: true, ..ours() };
+        let d = decide(&Cause::Expired { suspected: true }, &image(IMAGE), &again).unwrap();
+        assert_eq!((d.reason, d.refresh), (Reason::AccessDenied, None));
+        assert!(d.message.contains("again after"), "{}", d.message);
+        let d = decide(&Cause::Expired { suspected: false }, &image(IMAGE), &again).unwrap();
+        assert_eq!(d.reason, Reason::TokenExpired, "ECR's own words: expired, whatever happened before");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_counts_as_before_a_failure_seen_long_enough_after_it() {
+        let mut memory = Memory::new();
+        assert!(!memory.refreshed_before(HOST, Some(Timestamp::now())));
+        memory.refresh(HOST, Instant::now()).unwrap();
+        let later = |secs: i64| Timestamp::now().checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs)).ok();
+        assert!(!memory.refreshed_before(HOST, later(2)));
+        assert!(memory.refreshed_before(HOST, later(11)));
+        assert!(!memory.refreshed_before(HOST, None));
     }
 
     #[test]

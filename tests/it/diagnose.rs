@@ -565,6 +565,15 @@ async fn an_expired_token_is_refreshed_everywhere_within_seconds_and_at_most_onc
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(token_calls(&ecr), calls_before + 1, "rate-limited:\n{}", daemon.output());
 
+    // The bare 403 again, well after the new token was written (kubelet's retry): access denied, not expiry.
+    tokio::time::sleep(Duration::from_secs(12).saturating_sub(posted.elapsed())).await;
+    k8s.kubelet_event(&a, "first", &first, &expired(&image)[0], false).await;
+    let found = k8s.wait_for_diagnoses(&a, &first, 5, &daemon).await;
+    let denied: Vec<_> = found.iter().filter(|(r, _, _)| r == "ECRAccessDenied").collect();
+    assert_eq!(denied.len(), 1, "{found:?}");
+    assert!(denied[0].1 == "spec.containers{c16}" && denied[0].2.contains("again after"), "{denied:?}");
+    assert_eq!(token_calls(&ecr), calls_before + 1, "no refresh for access denied:\n{}", daemon.output());
+
     let metrics = get(port, "/metrics").await.body;
     assert!(metrics.contains("rancher_ecr_credentials_pull_failures_total{reason=\"ECRTokenExpired\"} 5"), "{metrics}");
     let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
