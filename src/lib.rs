@@ -27,6 +27,7 @@ pub mod aws_http;
 pub mod config;
 pub mod ecr;
 pub mod kubernetes;
+pub mod leader;
 pub mod logging;
 pub mod plan;
 pub mod rancher;
