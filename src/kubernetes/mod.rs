@@ -15,6 +15,7 @@
 //! - [`secret`]: the Secret, and how an existing one is judged;
 //! - [`select`]: namespace names, globs, label selectors.
 
+pub mod events;
 pub mod secret;
 pub mod select;
 
