@@ -466,7 +466,9 @@ impl Leadership {
         *self.state.borrow()
     }
 
-    /// The state, to wait on (`changed()`, `wait_for(|leader| *leader)`) or to hand to another task.
+    /// The state, to wait on (`changed()`, `wait_for(|leader| *leader)`) or to hand to another task. Copy the
+    /// value out (`*state.borrow()`) and drop the `Ref` (also the one `wait_for` returns) before any `.await`: while
+    /// it is held, the elector cannot change the state, and blocks.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.state.clone()
     }
