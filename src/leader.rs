@@ -766,6 +766,17 @@ mod tests {
     }
 
     #[test]
+    fn an_elector_that_ends_in_any_way_claims_nothing() {
+        let (sender, state) = watch::channel(false);
+        let claiming = Claiming(sender);
+        claiming.set(true);
+        assert!(*state.borrow());
+        // Aborted, panicked or returned: the sender is dropped, and says false first.
+        drop(claiming);
+        assert!(!*state.borrow());
+    }
+
+    #[test]
     fn the_identity_is_the_pod_name_or_the_host_name() {
         // POD_NAME is read from the environment; this test only checks the host name fallback exists on Linux.
         if std::env::var_os("POD_NAME").is_none() {

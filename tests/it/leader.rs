@@ -281,3 +281,42 @@ async fn a_lease_held_by_someone_else_is_respected_until_it_expires_and_taken_ov
     shutdown.cancel();
     a.stopped().await;
 }
+
+#[tokio::test]
+async fn an_elector_that_cannot_reach_the_api_server_retries_at_its_retry_period_and_warns_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An "API server" that takes each connection and closes it: every call fails at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let mut config = kube::Config::new(format!("https://127.0.0.1:{port}").parse().unwrap());
+    config.proxy_url = None;
+    config.connect_timeout = Some(Duration::from_secs(1));
+    config.read_timeout = Some(Duration::from_secs(1));
+    let client = kube::Client::try_from(config).unwrap();
+    let (logs, _guard) = Logs::capture();
+    let shutdown = CancellationToken::new();
+    // Retries every 0.5 s.
+    let elector = leader::spawn(client, short("default", "replica-a"), shutdown.clone());
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    assert!(!elector.is_leader());
+    let attempts = connections.load(Ordering::SeqCst);
+    // About 6 attempts in 3 s (a connection closed early may be tried twice by the HTTP client): never a hot loop.
+    assert!((3..=16).contains(&attempts), "{attempts} connections in 3 s:\n{}", logs.text());
+    let warned = logs.lines("WARN", "");
+    assert_eq!(warned.len(), 1, "one WARN while it keeps failing:\n{}", logs.text());
+    assert!(warned[0].contains("Could not read or take the Lease"), "{}", warned[0]);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(3), elector.stopped()).await.expect("stops, bounded");
+    server.abort();
+}
