@@ -226,12 +226,42 @@ impl Events {
         let Some(inner) = &self.inner else {
             return Published::Disabled;
         };
-        let key = (reason, regarding.kind, regarding.namespace.clone(), regarding.name.clone());
-        // Counted when tried, whatever the outcome: a namespace that refuses costs one call per object and reason
-        // per interval, not one per failure.
-        if !inner.memory().sent.admit(key, Instant::now()) {
+        if !inner.admit(regarding, reason) {
             return Published::Repeated;
         }
+        inner.send(regarding, reason, note).await
+    }
+
+    /// The same as [`Events::warn`] without waiting: a repeat is dropped here, anything else is sent by a task of
+    /// its own. For callers that must not wait on an Event (a write path). Outside a Tokio runtime, nothing is sent.
+    pub fn warn_in_background(&self, regarding: &Regarding, reason: Reason, note: &str) {
+        let Some(inner) = &self.inner else { return };
+        if !inner.admit(regarding, reason) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            debug!(namespace = %regarding.namespace, "No runtime to send an Event from");
+            return;
+        };
+        let (inner, regarding, note) = (inner.clone(), regarding.clone(), note.to_string());
+        runtime.spawn(async move { inner.send(&regarding, reason, &note).await });
+    }
+}
+
+impl Inner {
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether this reason about this object may be sent now; counted when tried, whatever the outcome: a namespace
+    /// that refuses costs one call per object and reason per interval, not one per failure.
+    fn admit(&self, regarding: &Regarding, reason: Reason) -> bool {
+        let key = (reason, regarding.kind, regarding.namespace.clone(), regarding.name.clone());
+        self.memory().sent.admit(key, Instant::now())
+    }
+
+    async fn send(&self, regarding: &Regarding, reason: Reason, note: &str) -> Published {
+        let inner = self;
         let event = Event {
             type_: EventType::Warning,
             reason: reason.as_str().into(),
@@ -274,12 +304,6 @@ impl Events {
             debug!(namespace = %regarding.namespace, name = %regarding.name, error = %error, "Could not send an Event");
         }
         Published::Failed
-    }
-}
-
-impl Inner {
-    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
-        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
