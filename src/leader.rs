@@ -454,7 +454,8 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
 }
 
-/// The running elector: whether we hold the Lease, and the task that keeps it.
+/// The running elector: whether we hold the Lease, and the task that keeps it. Dropping it does not stop the
+/// elector: the shutdown token does.
 pub struct Leadership {
     state: watch::Receiver<bool>,
     task: JoinHandle<()>,
@@ -556,6 +557,12 @@ async fn run(mut lock: LeaseLock, state: Claiming, shutdown: CancellationToken) 
         };
         let now = Instant::now();
         match result {
+            Ok(Claim::Held { sent, .. }) if sent + settings.renew_deadline <= now => {
+                // The write took so long that the Lease is nearly over by the time we know: do not claim it on that
+                // basis. The next attempt, right away, renews it in time or not at all.
+                debug!(lease = %lease, took = ?now - sent, "The Lease was written too late to lead on it");
+                next = now;
+            }
             Ok(Claim::Held { sent, taken_from }) => {
                 if step_down_at.is_none() {
                     state.set(true);
