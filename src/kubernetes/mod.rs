@@ -24,6 +24,7 @@
 //! - [`projects`]: Rancher 2.12+ project-scoped secrets;
 //! - [`watch`]: new namespaces and ServiceAccounts between refreshes;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
+//! - [`events`]: Warning Events about our Secrets and ServiceAccounts, deduplicated and rate-limited;
 //! - [`outcome`]: how writes and failures are logged and counted (the refresh loop and the watch share it);
 //! - [`select`]: namespace names, globs, label selectors.
 
@@ -32,6 +33,7 @@ pub mod apply;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod events;
 #[cfg(test)]
 mod fake;
 pub mod namespaces;
