@@ -26,6 +26,7 @@
 //! - [`diagnose`]: failed ECR pulls diagnosed on the Pod (`KUBERNETES_DIAGNOSE_PULLS`), with
 //!   [`pull_failure`] reading kubelet's Events;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
+//! - [`events`]: Warning Events about our Secrets and ServiceAccounts, deduplicated and rate-limited;
 //! - [`outcome`]: how writes and failures are logged and counted (the refresh loop and the watch share it);
 //! - [`select`]: namespace names, globs, label selectors.
 
@@ -35,6 +36,7 @@ pub mod cluster;
 pub mod connection;
 pub mod diagnose;
 pub mod error;
+pub mod events;
 #[cfg(test)]
 mod fake;
 pub mod namespaces;
