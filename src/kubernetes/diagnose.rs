@@ -643,7 +643,13 @@ impl Kubernetes {
     fn covers(&self, image: &EcrImage) -> Option<bool> {
         let state = self.state();
         let desired = state.desired.as_ref()?;
-        Some(desired.host_list().iter().any(|host| address::same_registry(host, &image.host)))
+        // A REGISTRY_ADDRESS_MAP address may carry a scheme or a path: compare hosts.
+        Some(
+            desired
+                .host_list()
+                .iter()
+                .any(|host| address::normalize(host).is_some_and(|host| address::same_registry(&host, &image.host))),
+        )
     }
 
     /// Why a namespace is not selected, naming the setting, or `None` when it is.

@@ -349,6 +349,8 @@ async fn every_cause_is_said_once_on_the_pod_in_every_runtimes_words() {
     // Each cause in each runtime's words, one container per wording.
     let missing = k8s.create_pod(&out, "missing", &no_credentials(&image), &[SECRET], "default").await;
     let unreferenced = k8s.create_pod(&sel, "unreferenced", &no_credentials(&image), &[], "default").await;
+    // 1.28+: kubelet cannot find a pull Secret the Pod names (no fieldPath; the Pod's first ECR image counts).
+    let retrieve = k8s.create_pod(&out, "retrieve", &no_credentials(&image)[..1], &[SECRET], "default").await;
     let uncovered_image = ecr_image("999999999999");
     let uncovered = k8s.create_pod(&sel, "uncovered", &no_credentials(&uncovered_image), &[SECRET], "default").await;
     let denied_uid = k8s.create_pod(&sel, "denied", &denied(&image), &[SECRET], "default").await;
@@ -415,6 +417,20 @@ async fn every_cause_is_said_once_on_the_pod_in_every_runtimes_words() {
         )
         .await;
     }
+    let unable =
+        format!("Unable to retrieve some image pull secrets ({SECRET}); attempting to pull the image may not succeed.");
+    k8s.post_event(
+        &out,
+        "retrieve",
+        &retrieve,
+        None,
+        "Warning",
+        "FailedToRetrieveImagePullSecret",
+        &unable,
+        "kubelet",
+        false,
+    )
+    .await;
     let forged = "00000000-0000-4000-8000-000000000000";
     k8s.kubelet_event(&sel, "unreferenced", forged, &no_credentials(&image).swap_remove(1), false).await;
     let [quay, network, own, _] = &ignored_cases[..] else { unreachable!() };
@@ -448,6 +464,10 @@ async fn every_cause_is_said_once_on_the_pod_in_every_runtimes_words() {
         paths,
         ["spec.containers{c16}", "spec.containers{c17}", "spec.containers{c2x}", "spec.containers{crio}"]
     );
+
+    let found = k8s.wait_for_diagnoses(&out, &retrieve, 1, &daemon).await;
+    assert_eq!(reasons(&found), ["ECRPullSecretMissing"], "{found:?}");
+    assert_eq!(found[0].1, "", "no container named: {found:?}");
 
     let found = k8s.wait_for_diagnoses(&sel, &unreferenced, 4, &daemon).await;
     assert_eq!(reasons(&found), ["ECRPullSecretNotReferenced"; 4], "{found:?}");
@@ -483,7 +503,7 @@ async fn every_cause_is_said_once_on_the_pod_in_every_runtimes_words() {
 
     let output = daemon.output();
     let lines = output.lines().filter(|l| l.contains("Diagnosed a failed pull")).count();
-    assert_eq!(lines, 25, "one INFO line per diagnosis:\n{output}");
+    assert_eq!(lines, 26, "one INFO line per diagnosis:\n{output}");
     let line = output.lines().find(|l| l.contains("Diagnosed a failed pull") && l.contains("ECRAccessDenied")).unwrap();
     for field in
         ["INFO", &format!("namespace={sel}"), "pod=denied", "container=", &format!("registry={}", host(ACCOUNT))]
@@ -492,7 +512,7 @@ async fn every_cause_is_said_once_on_the_pod_in_every_runtimes_words() {
     }
     let metrics = get(port, "/metrics").await.body;
     for (reason, count) in [
-        ("ECRPullSecretMissing", 4),
+        ("ECRPullSecretMissing", 5),
         ("ECRPullSecretNotReferenced", 5),
         ("ECRRegistryNotCovered", 4),
         ("ECRTokenExpired", 0),
