@@ -45,7 +45,7 @@ pub const RECUR_AFTER: Duration = Duration::from_secs(10);
 /// Failed pulls waiting for a diagnosis; more are dropped (and diagnosed at kubelet's next retry).
 const QUEUE: usize = 1024;
 /// Diagnoses running at the same time.
-const WORKERS: usize = 8;
+const WORKERS: usize = 16;
 /// How many (Pod, container, cause) are remembered; beyond that the oldest are forgotten.
 const REMEMBERED: usize = 10_000;
 /// A cause this daemon found nothing to say about is looked at again after this long.
