@@ -320,7 +320,8 @@ pub fn decide(cause: &Cause, image: &EcrImage, facts: &Facts) -> Option<Diagnosi
             };
             Some(Diagnosis {
                 reason: Reason::TokenExpired,
-                message: format!("{lead}. {}", "{refresh}"),
+                // The caller adds whether the refresh was asked for now or earlier (the rate limit).
+                message: format!("{lead}."),
                 refresh: Some(refresh),
             })
         }
@@ -630,7 +631,7 @@ impl Kubernetes {
             } else {
                 ""
             };
-            diagnosis.message = diagnosis.message.replace("{refresh}", &format!("{words}{suffix}"));
+            diagnosis.message = format!("{} {words}{suffix}", diagnosis.message);
         }
         info!(namespace = %namespace, pod = %job.pod, container = %container, registry = %image.host,
             reason = %diagnosis.reason.as_str(), refresh = diagnosis.refresh.is_some(), "Diagnosed a failed pull");
