@@ -116,6 +116,8 @@ struct Memory {
     refreshed: HashMap<String, (Instant, Timestamp)>,
     /// Failed pulls dropped because the queue was full.
     dropped: u64,
+    /// The kind of the last failed diagnosis, to log a run of the same failure once.
+    last_error: Option<&'static str>,
 }
 
 impl Memory {
@@ -127,6 +129,7 @@ impl Memory {
             said_order: VecDeque::new(),
             refreshed: HashMap::new(),
             dropped: 0,
+            last_error: None,
         }
     }
 
@@ -519,15 +522,29 @@ impl Kubernetes {
                 match self.diagnose(&job, memory, refresh_now).await {
                     Ok(Some(reason)) => {
                         status.pull_failure(reason.as_str());
+                        memory.lock().unwrap_or_else(|p| p.into_inner()).last_error = None;
                     }
                     Ok(None) => {
                         let mut memory = memory.lock().unwrap_or_else(|p| p.into_inner());
                         memory.recheck_after(&key, Instant::now() + NOTHING_TO_SAY_FOR);
                     }
                     Err(e) => {
-                        memory.lock().unwrap_or_else(|p| p.into_inner()).release(&key);
-                        warn!(target = %target, namespace = %job.namespace, pod = %job.pod, error = %e,
-                            "Could not diagnose a failed pull");
+                        // Counted every time; logged at WARN once per kind of error in a row (a missing RBAC
+                        // rule would otherwise log once per failed pull).
+                        status.error("kubernetes", e.kind());
+                        let new_kind = {
+                            let mut memory = memory.lock().unwrap_or_else(|p| p.into_inner());
+                            memory.release(&key);
+                            memory.last_error.replace(e.kind()) != Some(e.kind())
+                        };
+                        let hint = e.hint().unwrap_or("will try again at kubelet's next retry");
+                        if new_kind {
+                            warn!(target = %target, namespace = %job.namespace, pod = %job.pod, error = %e,
+                                kind = e.kind(), "Could not diagnose a failed pull: {hint}");
+                        } else {
+                            debug!(target = %target, namespace = %job.namespace, pod = %job.pod, error = %e,
+                                "Could not diagnose a failed pull");
+                        }
                     }
                 }
             });
