@@ -809,6 +809,19 @@ mod tests {
     }
 
     #[test]
+    fn the_option_is_for_namespace_mode_only_and_off_by_default() {
+        let given = crate::setting::Values(vec![
+            ("RANCHER_PROJECT_SECRETS", "c-abcde:p-fghij"),
+            ("KUBERNETES_DIAGNOSE_PULLS", "true"),
+        ]);
+        let err = settings::check(&given, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(err.to_string(), "KUBERNETES_DIAGNOSE_PULLS: only for namespaces, not with RANCHER_PROJECT_SECRETS");
+        let given = crate::setting::Values(vec![("KUBERNETES_DIAGNOSE_PULLS", "maybe")]);
+        assert!(settings::check(&given, Duration::from_secs(5)).unwrap_err().to_string().contains("not a boolean"));
+        assert!(!super::super::fake::namespaces(&["*"], &[]).diagnose_pulls);
+    }
+
+    #[test]
     fn a_bare_403_after_a_refresh_is_access_denied() {
         let again = Facts { refreshed_before: true, ..ours() };
         let d = decide(&Cause::Expired { suspected: true }, &image(IMAGE), &again).unwrap();
