@@ -461,10 +461,14 @@ impl Kubernetes {
         refresh_now: RefreshNow<'_>,
         shutdown: &CancellationToken,
     ) {
-        if !self.settings.diagnose_pulls || !matches!(self.settings.mode, Mode::Namespaces(_)) {
+        if !matches!(self.settings.mode, Mode::Namespaces(_)) {
             return;
         }
+        // At 0 from the start (with the option off too: none diagnosed), so that dashboards and alerts see them.
         status.pull_failure_reasons(&Reason::ALL.map(Reason::as_str));
+        if !self.settings.diagnose_pulls {
+            return;
+        }
         let memory = Mutex::new(Memory::new());
         let (queue, jobs) = tokio::sync::mpsc::channel::<Job>(QUEUE);
         let watch = |reason: &str| {
