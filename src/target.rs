@@ -54,7 +54,10 @@ impl Target {
         match self {
             Target::Rancher(rancher) => rancher.watch(name, status, shutdown).await,
             Target::Kubernetes(kubernetes) => {
-                tokio::join!(kubernetes.watch(name, status, shutdown), kubernetes.watch_projects(name, status, shutdown));
+                tokio::join!(
+                    kubernetes.watch(name, status, shutdown),
+                    kubernetes.watch_projects(name, status, shutdown)
+                );
             }
         }
     }

@@ -392,6 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn the_projects_check_interval_is_for_a_v3_root_that_covers_every_project() {
+        let v3 = "--cattle-url=https://rancher.example.com/v3";
+        let default = config(&[v3, "--rancher-cluster=c-a"]).unwrap();
+        assert_eq!(default.plan.targets[0].rancher.projects_check_interval, Duration::from_secs(300));
+        let set = config(&[v3, "--rancher-projects-check-interval=30s"]).unwrap();
+        assert_eq!(set.plan.targets[0].rancher.projects_check_interval, Duration::from_secs(30));
+        let described = plan::describe(&set.plan, &[], &["t".into()]);
+        assert!(described.contains("new projects: looked for every 30s"), "{described}");
+        for bad in [
+            vec![v3, "--rancher-projects-check-interval=0s"],
+            vec![v3, "--rancher-projects-check-interval=often"],
+            vec![v3, "--rancher-projects=c-a:p-b", "--rancher-projects-check-interval=1m"],
+            vec!["--cattle-url=https://r/v3/projects/c-a:p-b", "--rancher-projects-check-interval=1m"],
+            vec![URL, "--rancher-projects-check-interval=1m"],
+        ] {
+            let err = config(&bad).unwrap_err();
+            assert_eq!(err.setting, "RANCHER_PROJECTS_CHECK_INTERVAL", "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let config = config(&[URL, "--cattle-access-key=ak", "--cattle-secret-key=very-secret-value"]).unwrap();
         let debug = format!("{config:?}");

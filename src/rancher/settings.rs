@@ -284,10 +284,9 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<(RancherSettings, b
                 Endpoint::V3 { project: Some(_), .. } => {
                     Some(format!("{url_name} names one project; there are no new projects to look for"))
                 }
-                _ if !projects.is_empty() => Some(format!(
-                    "{} names the projects; there are no new projects to look for",
-                    name(&PROJECTS)
-                )),
+                _ if !projects.is_empty() => {
+                    Some(format!("{} names the projects; there are no new projects to look for", name(&PROJECTS)))
+                }
                 _ => None,
             };
             if let Some(problem) = fixed {

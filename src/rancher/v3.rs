@@ -293,7 +293,8 @@ impl V3 {
     /// One check: the projects listed, and the new ones written. Logged and counted as a refresh's writes are.
     async fn check_new_projects(&self, target: &str, status: &Status) {
         let _busy = self.busy.lock().await;
-        let Some((tokens, options, known)) = self.last().as_ref().map(|l| (l.tokens.clone(), l.options, l.projects.clone()))
+        let Some((tokens, options, known)) =
+            self.last().as_ref().map(|l| (l.tokens.clone(), l.options, l.projects.clone()))
         else {
             // Before the first refresh there is nothing to write with; that refresh covers every project.
             return;
