@@ -796,6 +796,7 @@ async fn every_project_of_a_cluster_gets_the_secret_a_new_one_within_seconds_and
     // deploy/kubernetes/rbac-projects-cluster for this cluster namespace (namespaces and secrets are bound
     // cluster-wide by bind_app_user); the other cluster's projects readable too, so that only the daemon's own
     // choice keeps them out.
+    k8s.apply(&deploy_file("rbac-projects-cluster", "projects-watch.yaml")).await;
     let bindings = deploy_file("rbac-projects-cluster", "bindings.yaml");
     for namespace in [&cluster_ns, &other_ns] {
         k8s.apply(&for_user(&bindings, "app-user").replace("namespace: local\n", &format!("namespace: {namespace}\n")))
@@ -892,8 +893,9 @@ subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
 "
     );
     k8s.apply(&yaml).await;
+    k8s.apply(&deploy_file("rbac-projects-cluster", "projects-watch.yaml")).await;
     let projects_binding = deploy_file("rbac-projects-all", "projects-binding.yaml")
-        .replace("name: rancher-ecr-credentials-projects\nroleRef", &format!("name: {user}-projects\nroleRef"));
+        .replace("name: rancher-ecr-credentials-projects-watch\nroleRef", &format!("name: {user}-projects\nroleRef"));
     k8s.apply(&for_user(&projects_binding, &user)).await;
     let may_write = |namespace: &str| {
         format!(
