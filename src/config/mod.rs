@@ -226,6 +226,14 @@ mod tests {
             panic!("project mode expected")
         };
         assert_eq!(projects, &["c-a:p-b"]);
+        let patterns = config(&["--rancher-project-secrets=c-a:*, local:p-b", &kubeconfig]).unwrap();
+        let described = plan::describe(&patterns.plan, &[], &["k".into()]);
+        assert!(
+            described.contains("projects: c-a:* (every project of cluster c-a, watched), local:p-b"),
+            "{described}"
+        );
+        let err = config(&["--rancher-project-secrets=c-a:p*", &kubeconfig]).unwrap_err();
+        assert_eq!(err.setting, "RANCHER_PROJECT_SECRETS");
 
         let stray = config(&[URL, "--kubernetes-secret-name=x", &kubeconfig]).unwrap_err();
         assert_eq!(stray.setting, "KUBERNETES_NAMESPACES");
