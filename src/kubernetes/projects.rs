@@ -297,6 +297,10 @@ impl Kubernetes {
                             info!(target = %target, "Watch of Rancher projects is back");
                         }
                         for id in watch.project_event(stream, event) {
+                            if watch.moved.remove(&id) {
+                                // Written in its old backing namespace: the new one is looked at afresh.
+                                self.state().seen.remove(&id);
+                            }
                             match watch.known.get(&id) {
                                 Some((project, _)) => {
                                     let project = project.clone();
@@ -413,6 +417,8 @@ struct ProjectWatch {
     relisted: BTreeMap<usize, BTreeSet<String>>,
     /// Projects left to a running sync or waiting for the first token.
     deferred: BTreeSet<String>,
+    /// Projects whose backing namespace changed since they were last seen.
+    moved: BTreeSet<String>,
 }
 
 impl ProjectWatch {
@@ -437,6 +443,9 @@ impl ProjectWatch {
                 match project_of(&object) {
                     Some(project) => {
                         let changed = self.known.get(&id).is_none_or(|(known, _)| *known != project);
+                        if self.known.get(&id).is_some_and(|(known, _)| known.namespace != project.namespace) {
+                            self.moved.insert(id.clone());
+                        }
                         self.known.insert(id.clone(), (project, stream));
                         if changed { vec![id] } else { Vec::new() }
                     }
@@ -471,6 +480,7 @@ impl ProjectWatch {
 
     fn remove(&mut self, id: &str) -> Vec<String> {
         self.deferred.remove(id);
+        self.moved.remove(id);
         match self.known.remove(id) {
             Some(_) => vec![id.to_string()],
             None => Vec::new(),
@@ -625,6 +635,7 @@ mod tests {
             watch.project_event(0, watcher::Event::Apply(project("c-a", "p-later", "c-a-p-later"))),
             ["c-a:p-later"]
         );
+        assert!(watch.moved.contains("c-a:p-later"), "its new namespace is looked at afresh");
         assert!(
             watch.project_event(0, watcher::Event::Apply(project("c-a", "p-later", "c-a-p-later"))).is_empty(),
             "an unchanged project is not looked at again"
