@@ -82,6 +82,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             auth: spec.rancher.auth.clone(),
             projects: spec.rancher.projects.clone(),
             cluster: spec.rancher.cluster.clone(),
+            projects_check_interval: spec.rancher.projects_check_interval,
             environments: spec.rancher.environments.clone(),
         };
         let target = Rancher::new(http, spec.rancher.endpoint.clone(), settings);

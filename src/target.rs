@@ -47,12 +47,18 @@ impl Target {
         }
     }
 
-    /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts, to write to new ones at
-    /// once; a Rancher target has nothing to watch and returns at once.
+    /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts (namespace mode) or the
+    /// Rancher projects of its patterns (project mode), to write to new ones at once; a Rancher 2 target that
+    /// covers every project (of a cluster) checks for new projects at its interval.
     pub async fn watch(&self, name: &str, status: &Status, shutdown: &CancellationToken) {
         match self {
-            Target::Rancher(_) => {}
-            Target::Kubernetes(kubernetes) => kubernetes.watch(name, status, shutdown).await,
+            Target::Rancher(rancher) => rancher.watch(name, status, shutdown).await,
+            Target::Kubernetes(kubernetes) => {
+                tokio::join!(
+                    kubernetes.watch(name, status, shutdown),
+                    kubernetes.watch_projects(name, status, shutdown)
+                );
+            }
         }
     }
 

@@ -88,17 +88,12 @@ impl Kubernetes {
                     .collect()
                     .await
             }
-            Mode::Projects(projects) => {
-                let mut outcomes = Vec::new();
-                for project in projects {
-                    let (written, error) = match self.ensure_project(project, desired, options).await {
-                        Ok(written) => (written, None),
-                        Err(error) => (Vec::new(), Some(error)),
-                    };
-                    outcomes.push(PlaceOutcome { place: project.clone(), written, error });
-                }
-                outcomes
-            }
+            Mode::Projects(projects) => self
+                .sync_projects(projects, desired, options)
+                .await
+                .into_iter()
+                .map(|(place, written, error)| PlaceOutcome { place, written, error })
+                .collect(),
         })
     }
 }
