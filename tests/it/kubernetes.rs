@@ -601,7 +601,8 @@ subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
     assert!(k8s.secret(&ok2).await.is_some(), "{}", run1.output);
     assert!(k8s.secret(&denied).await.is_none(), "{}", run1.output);
     let line =
-        run1.output.lines().find(|l| l.contains("403")).unwrap_or_else(|| panic!("no 403 line: {}", run1.output));
+        // "HTTP 403", not "403": the test's random namespace prefix may contain those digits.
+        run1.output.lines().find(|l| l.contains("HTTP 403")).unwrap_or_else(|| panic!("no 403 line: {}", run1.output));
     assert!(line.contains("ERROR"), "{line}");
     assert!(line.contains(&format!("get secrets {denied}/{SECRET}")), "names verb, resource and namespace: {line}");
     assert!(line.contains("RBAC"), "{line}");
