@@ -496,6 +496,60 @@ pub fn spawn(client: kube::Client, settings: Settings, shutdown: CancellationTok
     Leadership { state, task }
 }
 
+/// Runs `work` for each term of leadership, until `shutdown`: waits until `state` says we lead, calls
+/// `on_change(true)` and `work(term)`, and when the state turns `false` (the Lease lost, or the elector gone)
+/// cancels `term` and waits for `work` to end, then calls `on_change(false)`. `term` is a child of `shutdown`.
+/// `work` should end soon after `term` is cancelled (and only then): what it writes stops with it.
+pub async fn lead<W, Fut>(
+    mut state: watch::Receiver<bool>,
+    shutdown: &CancellationToken,
+    on_change: impl Fn(bool),
+    mut work: W,
+) where
+    W: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        // `wait_for`'s `Ref` is dropped within each arm: never held across an await.
+        let leading = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            result = state.wait_for(|leader| *leader) => result.is_ok(),
+        };
+        if !leading {
+            // The elector has ended (only at shutdown, normally): nothing may be written any more.
+            shutdown.cancelled().await;
+            return;
+        }
+        on_change(true);
+        let term = shutdown.child_token();
+        let run = work(term.clone());
+        tokio::pin!(run);
+        let lost = tokio::select! {
+            _ = &mut run => false,
+            result = state.wait_for(|leader| !*leader) => {
+                let _ = result.is_ok();
+                true
+            }
+        };
+        term.cancel();
+        if lost {
+            run.await;
+        }
+        on_change(false);
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if !lost {
+            // The work ended by itself while we still lead: start it again only after a new election.
+            let _ = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = state.wait_for(|leader| !*leader) => result.is_ok(),
+            };
+        }
+    }
+}
+
 /// The sending side of the state. Dropped (the task ended, panicked or was aborted), it says `false`: nothing
 /// goes on believing it may write after the elector is gone.
 struct Claiming(watch::Sender<bool>);

@@ -81,6 +81,8 @@ struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     ready: Gauge,
     places: Family<PlaceLabels, Gauge>,
+    /// Registered only with leader election ([`Status::with_leader_election`]).
+    leader: Gauge,
 }
 
 /// Where a target's loop is.
@@ -111,6 +113,8 @@ struct TargetState {
 
 struct Inner {
     targets: BTreeMap<String, TargetState>,
+    /// With leader election: whether this replica holds the Lease. `None` without election.
+    leading: Option<bool>,
 }
 
 /// Shared health and metrics.
@@ -148,6 +152,7 @@ impl Status {
             errors: Family::default(),
             ready: Gauge::default(),
             places: Family::default(),
+            leader: Gauge::default(),
         };
         let mut registry = Registry::with_prefix("rancher_ecr_credentials");
         registry.register("refreshes", "Refreshes by target and result (success, failure)", metrics.refreshes.clone());
@@ -178,7 +183,40 @@ impl Status {
             }
         }
         let targets = targets.iter().map(|t| (t.clone(), TargetState::default())).collect();
-        Status { inner: Mutex::new(Inner { targets }), metrics, registry }
+        Status { inner: Mutex::new(Inner { targets, leading: None }), metrics, registry }
+    }
+
+    /// The same status for a daemon that elects a leader among its replicas: it starts as a standby, and has
+    /// the metric `rancher_ecr_credentials_leader` (without election it has none).
+    pub fn with_leader_election(mut self) -> Status {
+        self.registry.register(
+            "leader",
+            "1 while this replica holds the leader election Lease and refreshes, 0 while it stands by",
+            self.metrics.leader.clone(),
+        );
+        self.lock().leading = Some(false);
+        self
+    }
+
+    /// With leader election: this replica now holds the Lease (`true`) or stands by (`false`). Standing by,
+    /// no target's loop runs: each is back to "starting", which is alive.
+    pub fn set_leading(&self, leading: bool) {
+        let mut inner = self.lock();
+        if inner.leading.is_none() {
+            return;
+        }
+        inner.leading = Some(leading);
+        if !leading {
+            for state in inner.targets.values_mut() {
+                state.phase = Phase::Starting;
+            }
+        }
+        self.metrics.leader.set(i64::from(leading));
+    }
+
+    /// `Some("leader")` or `Some("standby")` with leader election, `None` without.
+    pub fn role(&self) -> Option<&'static str> {
+        self.lock().leading.map(|leading| if leading { "leader" } else { "standby" })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -270,6 +308,11 @@ impl Status {
 
     fn check_readiness(&self, now: SystemTime) -> Result<(), NotReady> {
         let inner = self.lock();
+        // A standby writes nothing and is ready to take over: what it wrote as a leader before is the new
+        // leader's concern now.
+        if inner.leading == Some(false) {
+            return Ok(());
+        }
         for (target, state) in &inner.targets {
             let not_ready = |reason: String| NotReady { ready: false, reason, last_error: state.last_error.clone() };
             if state.last_success.is_none() {

@@ -41,7 +41,7 @@ use clap::{ArgMatches, FromArgMatches};
 use crate::address::HostForm;
 use crate::schedule::{Backoff, Schedule};
 use crate::setting::non_empty;
-pub use checks::{DEFAULT_LISTEN_PORT, listen_address};
+pub use checks::{DEFAULT_LISTEN_PORT, LeaderElection, listen_address};
 pub use cli::{Cli, Command};
 pub use error::ConfigError;
 use error::invalid;
@@ -71,6 +71,9 @@ pub struct Config {
     pub secret_flags: Vec<String>,
     /// The host forms of each ECR registry written where entries are created.
     pub host_forms: Vec<HostForm>,
+    /// LEADER_ELECTION: only the replica holding the Lease refreshes and writes. `None` when off (and with
+    /// `--dry-run`, which writes nothing).
+    pub leader: Option<LeaderElection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +141,31 @@ impl Config {
             Some(path) => (file::plan(&path, timeout)?, env::replaced_by_file(&given)),
             None => (env::plan(&given, web_identity, timeout)?, Vec::new()),
         };
+        let leader = match checks::leader_election(&cli, checks::pod_namespace(), crate::leader::default_identity())? {
+            None => None,
+            Some(_) if dry_run => None,
+            Some(_) if once => {
+                return Err(invalid(
+                    "LEADER_ELECTION",
+                    "cannot be combined with --once, which takes no Lease; set LEADER_ELECTION=false for a one-off refresh",
+                ));
+            }
+            Some(settings) => {
+                // The Lease lives where the Kubernetes target's API server is; without one, in the pod's own
+                // cluster (or KUBECONFIG's).
+                let connection = match plan.kube_targets.is_empty() {
+                    false => None,
+                    true => Some(crate::kubernetes::connection::read(&given).map_err(|e| {
+                        let mut error = ConfigError::from(e);
+                        error.problem.push_str(" (LEADER_ELECTION needs a Kubernetes API server for its Lease)");
+                        error
+                    })?),
+                };
+                Some(LeaderElection { settings, connection })
+            }
+        };
         Ok(Config {
+            leader,
             plan,
             ignored,
             listen,
