@@ -837,6 +837,65 @@ mod tests {
         assert!(!*state.borrow());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn work_runs_once_per_term_and_stops_when_the_lease_is_lost() {
+        use std::sync::Mutex;
+        let (sender, state) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let events: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let driver = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send_replace(true);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send_replace(false);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send_replace(true);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            shutdown.cancel();
+        };
+        let leading = lead(
+            state,
+            &shutdown,
+            |leading| events.lock().expect("lock").push(format!("leading={leading}")),
+            |term: CancellationToken| {
+                let events = &events;
+                async move {
+                    events.lock().expect("lock").push("start".into());
+                    term.cancelled().await;
+                    events.lock().expect("lock").push("stop".into());
+                }
+            },
+        );
+        tokio::join!(driver, leading);
+        assert_eq!(
+            events.into_inner().expect("lock"),
+            ["leading=true", "start", "stop", "leading=false", "leading=true", "start", "stop", "leading=false"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_runs_while_standing_by_and_shutdown_ends_the_wait() {
+        let (_sender, state) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let canceller = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            canceller.cancel();
+        });
+        let ran = std::cell::Cell::new(false);
+        lead(
+            state,
+            &shutdown,
+            |_| {},
+            |_term| {
+                ran.set(true);
+                async {}
+            },
+        )
+        .await;
+        assert!(!ran.get());
+    }
+
     #[test]
     fn the_identity_is_the_pod_name_or_the_host_name() {
         // POD_NAME is read from the environment; this test only checks the host name fallback exists on Linux.

@@ -398,6 +398,31 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_is_live_and_ready_and_says_so_and_a_leader_is_judged_as_before() {
+        let plain = Status::new(&[TARGET.to_string()]);
+        assert_eq!(plain.role(), None);
+        assert!(!plain.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader"), "no metric without election");
+
+        let status = Status::new(&[TARGET.to_string()]).with_leader_election();
+        assert_eq!(status.role(), Some("standby"));
+        assert_eq!(status.readiness(at(0)), Ok(()), "a standby is ready before any refresh");
+        assert!(status.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader 0"));
+
+        status.set_leading(true);
+        assert_eq!(status.role(), Some("leader"));
+        assert!(status.readiness(at(0)).is_err(), "a new leader is ready once it has refreshed");
+        assert!(status.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader 1"));
+        let now = Instant::now();
+        status.sleeping_until(TARGET, now);
+
+        // Losing the Lease mid-sleep: the loop is gone, and that is not a hung loop.
+        status.set_leading(false);
+        assert!(status.liveness(now + HOUR).is_ok());
+        assert_eq!(status.readiness(at(0)), Ok(()));
+        assert!(status.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader 0"));
+    }
+
+    #[test]
     fn metrics_carry_the_expected_families() {
         let status = Status::new(&[TARGET.to_string()]);
         status.credential_written(TARGET, HOST, Some(at(12)), at(0));

@@ -260,6 +260,50 @@ mod tests {
     }
 
     #[test]
+    fn leader_election_takes_the_pods_namespace_and_needs_one_outside_a_pod() {
+        let cli = |args: &[&str]| Cli::from_arg_matches(&matches(args)).unwrap();
+        let identity = || Some("pod-1".to_string());
+        assert_eq!(checks::leader_election(&cli(&[URL]), None, identity()), Ok(None));
+        assert_eq!(checks::leader_election(&cli(&[URL, "--leader-election=false"]), None, identity()), Ok(None));
+
+        let on = cli(&[URL, "--leader-election=true"]);
+        let in_pod = checks::leader_election(&on, Some("recs".into()), identity()).unwrap().unwrap();
+        assert_eq!(
+            (in_pod.lease_name.as_str(), in_pod.namespace.as_str(), in_pod.identity.as_str()),
+            ("rancher-ecr-credentials", "recs", "pod-1")
+        );
+        let outside = checks::leader_election(&on, None, identity()).unwrap_err();
+        assert_eq!(outside.setting, "LEADER_ELECTION_NAMESPACE");
+        assert!(outside.problem.contains("not in a pod"), "{outside}");
+
+        let named =
+            cli(&[URL, "--leader-election=1", "--leader-election-namespace=ha", "--leader-election-lease-name=l"]);
+        let settings = checks::leader_election(&named, Some("recs".into()), identity()).unwrap().unwrap();
+        assert_eq!((settings.lease_name.as_str(), settings.namespace.as_str()), ("l", "ha"), "the setting wins");
+
+        let bad = |args: &[&str], identity: Option<String>| {
+            checks::leader_election(&cli(args), Some("recs".into()), identity).unwrap_err().setting
+        };
+        assert_eq!(bad(&[URL, "--leader-election=maybe"], identity()), "LEADER_ELECTION");
+        assert_eq!(
+            bad(&[URL, "--leader-election=true", "--leader-election-namespace=A_B"], identity()),
+            "LEADER_ELECTION_NAMESPACE"
+        );
+        assert_eq!(
+            bad(&[URL, "--leader-election=true", "--leader-election-lease-name=a/b"], identity()),
+            "LEADER_ELECTION_LEASE_NAME"
+        );
+        assert_eq!(bad(&[URL, "--leader-election=true"], None), "POD_NAME");
+        assert_eq!(bad(&[URL, "--leader-election-namespace=ha"], identity()), "LEADER_ELECTION_NAMESPACE");
+        assert_eq!(
+            config(&[URL, "--leader-election=true", "--leader-election-namespace=ha", "--once"]).unwrap_err().setting,
+            "LEADER_ELECTION"
+        );
+        let dry = config(&[URL, "--leader-election=true", "--leader-election-namespace=ha", "--dry-run"]).unwrap();
+        assert!(dry.leader.is_none(), "a dry run writes nothing and takes no Lease");
+    }
+
+    #[test]
     fn minimal_settings_give_the_predecessors_defaults() {
         let config = config(&[URL]).unwrap();
         assert!(!config.plan.targets[0].auto_create);
