@@ -2,9 +2,10 @@
 //!
 //! What it owns: the Lease (`LEADER_ELECTION_LEASE_NAME` in `LEADER_ELECTION_NAMESPACE`), the rules for taking,
 //! renewing and releasing it ([`LeaseLock`]), and a task that keeps trying ([`spawn`]) and tells the rest of the
-//! daemon whether it may write through a [`tokio::sync::watch::Receiver<bool>`] ([`Leadership`]). What it does not
-//! own: what "writing" is. The caller looks at [`Leadership::is_leader`] (or waits on [`Leadership::subscribe`])
-//! before each refresh and each write, and exposes the state as a metric and in readiness.
+//! daemon whether it may write through a [`tokio::sync::watch::Receiver<bool>`] ([`Leadership`]), and [`lead`],
+//! which runs the caller's work for each term of leadership and cancels it when the term ends. What it does not
+//! own: what "writing" is. The daemon ([`crate::app`]) hands [`lead`] its refresh loops and watches, and exposes
+//! the state as a metric and in readiness ([`crate::status`]).
 //!
 //! # The rules
 //! - A missing Lease is created, holding our identity. A Lease with no holder is free. A Lease held by someone else
