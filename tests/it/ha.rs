@@ -336,3 +336,54 @@ async fn leader_election_outside_a_pod_without_its_namespace_is_a_configuration_
     assert!(run3.output.contains("LEADER_ELECTION: cannot be combined with --once"), "{}", run3.output);
     assert!(ecr.requests().is_empty(), "nothing was called");
 }
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (../shared/tools/k8s); run with --include-ignored"]
+async fn a_leader_whose_lease_is_taken_stops_writing_and_refreshes_at_once_when_it_leads_again() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let setup = setup("lease_taken_from_the_leader").await;
+    let apps = setup.k8s.create_namespace("apps").await;
+    let ecr = ecr_with(PASSWORD_A).await;
+    let env = setup.kube_env(&ecr, "replica-a", &apps);
+    let port = port_of(&env);
+    let a = Daemon::start(&env, &[]);
+    setup
+        .wait_for_password(&apps, PASSWORD_A, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("a never wrote:\n{}", a.output()));
+
+    // Someone else takes the Lease (written by hand, for 8 s): a's next renewal finds it taken.
+    let leases = Api::<Lease>::namespaced(setup.k8s.admin().await, &setup.lease_namespace);
+    let mut lease = leases.get(LEASE).await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("someone-else".into());
+    spec.lease_duration_seconds = Some(8);
+    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    leases.replace(LEASE, &PostParams::default(), &lease).await.unwrap();
+    let taken = Instant::now();
+    a.wait_for_log("Standby: no longer the leader", Duration::from_secs(10)).await;
+    let ready = get(port, "/readyz").await;
+    assert!(ready.status == 200 && ready.body.contains("\"role\":\"standby\""), "{}", ready.body);
+    assert_eq!(leader_metric(port).await.as_deref(), Some("0"));
+
+    // Standing by, it writes nothing: a Secret deleted now stays deleted while the other holds the Lease.
+    Api::<Secret>::namespaced(setup.k8s.admin().await, &apps).delete(SECRET, &Default::default()).await.unwrap();
+    while taken.elapsed() < Duration::from_secs(7) {
+        assert!(setup.secret(&apps).await.is_none(), "a standby wrote:\n{}", a.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ecr.requests().len(), 1, "a standby asks ECR nothing");
+
+    // The hand-written Lease expires: a takes it back and refreshes at once.
+    setup
+        .wait_for_password(&apps, PASSWORD_A, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("a did not write again after taking the Lease back:\n{}", a.output()));
+    eprintln!("Lease taken from the leader -> written again after it expired, {:?} later", taken.elapsed());
+    assert_eq!(setup.holder().await.as_deref(), Some("replica-a"));
+    // (Tokens fetched less than 5 minutes ago are reused: ECR is not asked again.)
+    assert_eq!(a.output().matches("Refresh complete").count(), 2, "one refresh at once on leading again");
+    assert_eq!(leader_metric(port).await.as_deref(), Some("1"));
+    let (code, _, output) = a.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{output}");
+}
