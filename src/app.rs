@@ -15,6 +15,7 @@ use crate::ecr::aws_http::AwsHttp;
 use crate::ecr::{self, Ecr};
 use crate::kubernetes::KubeConnection;
 use crate::kubernetes::{self, Kubernetes};
+use crate::leader;
 use crate::rancher::settings::RancherAuth;
 use crate::rancher::{self, Rancher, TargetSettings};
 use crate::redact;
@@ -116,6 +117,13 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     if config.check_config {
         let names: Vec<String> = targets.iter().map(|(name, ..)| name.clone()).collect();
         print!("{}", plan::describe(&config.plan, &regions, &names));
+        if let Some(election) = &config.leader {
+            let settings = &election.settings;
+            println!(
+                "leader election: Lease {}/{}, identity {}; only the holder refreshes and writes",
+                settings.namespace, settings.lease_name, settings.identity
+            );
+        }
         println!("The configuration is valid.");
         return Exit::Stopped;
     }
@@ -144,8 +152,29 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
         );
         sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone(), config.host_forms.clone())));
     }
+    // The elector's client: its own connection pool, bounded by the elector's timeout, so that renewals never
+    // wait behind a slow sync.
+    let election = match &config.leader {
+        None => None,
+        Some(election) => {
+            let connection = match &election.connection {
+                Some(connection) => Some(connection),
+                None => config.plan.kube_targets.first().map(|spec| &spec.kubernetes.connection),
+            };
+            let Some(connection) = connection else {
+                return bad_config("LEADER_ELECTION: no Kubernetes API server to hold the Lease");
+            };
+            match kubernetes::connection::clients(connection, election.settings.timeout).await {
+                Ok((client, _)) => Some((client, election.settings.clone(), connection.server().to_string())),
+                Err(e) => return bad_config(&e),
+            }
+        }
+    };
     let names: Vec<String> = targets.iter().map(|(name, ..)| name.clone()).collect();
-    let status = Arc::new(Status::new(&names));
+    let status = match election {
+        Some(_) => Arc::new(Status::new(&names).with_leader_election()),
+        None => Arc::new(Status::new(&names)),
+    };
     let refreshers: Vec<Refresher> = targets
         .into_iter()
         .map(|(name, target, auto_create, chosen)| {
@@ -197,17 +226,47 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
 
     // Each target has its own loop, schedule and backoff; the semaphore bounds how many refresh at once.
     let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
-    let loops = join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits)));
-    // Kubernetes targets also watch namespaces and ServiceAccounts, to write to new ones at once.
-    let watches = join_all(refreshers.iter().map(|r| r.target.watch(&r.name, &status, &shutdown)));
-    // With KUBERNETES_DIAGNOSE_PULLS, failed ECR pulls are diagnosed on the Pod; an expired token wakes the loop.
-    let (status_ref, shutdown_ref) = (&status, &shutdown);
-    let diagnoses = join_all(refreshers.iter().map(|r| {
-        let trigger = r.trigger.clone();
-        let refresh_now = move |registry: &str| trigger.request(registry);
-        async move { r.target.diagnose_pulls(&r.name, status_ref, &refresh_now, shutdown_ref).await }
-    }));
-    tokio::join!(loops, watches, diagnoses);
+    // Everything that writes, for as long as `term` lasts: the loops refresh at once, then when due; Kubernetes
+    // targets also watch namespaces and ServiceAccounts, to write to new ones at once, and diagnose failed pulls.
+    let write = |term: CancellationToken| {
+        let (refreshers, permits, status) = (&refreshers, &permits, &status);
+        async move {
+            let loops = join_all(refreshers.iter().map(|r| r.run(&term, permits)));
+            let watches = join_all(refreshers.iter().map(|r| r.target.watch(&r.name, status, &term)));
+            // With KUBERNETES_DIAGNOSE_PULLS, failed ECR pulls are diagnosed on the Pod; an expired token wakes
+            // the loop. The diagnosis writes Events, so it too runs only on the leader.
+            let term_ref = &term;
+            let diagnoses = join_all(refreshers.iter().map(|r| {
+                let trigger = r.trigger.clone();
+                let refresh_now = move |registry: &str| trigger.request(registry);
+                async move { r.target.diagnose_pulls(&r.name, status, &refresh_now, term_ref).await }
+            }));
+            tokio::join!(loops, watches, diagnoses);
+        }
+    };
+    match election {
+        None => write(shutdown.clone()).await,
+        Some((client, settings, server)) => {
+            let lease = format!("{}/{}", settings.namespace, settings.lease_name);
+            info!(lease = %lease, identity = %settings.identity, server = %server,
+                "Leader election: standby until this replica holds the Lease; only the holder refreshes and writes");
+            let limit = settings.timeout + Duration::from_secs(1);
+            let leadership = leader::spawn(client, settings, shutdown.clone());
+            let on_change = |leading: bool| {
+                status.set_leading(leading);
+                if leading {
+                    info!(lease = %lease, "Leading: refreshing every target now");
+                } else if !shutdown.is_cancelled() {
+                    warn!(lease = %lease, "Standby: no longer the leader; stopped refreshing and writing");
+                }
+            };
+            leader::lead(leadership.subscribe(), &shutdown, on_change, write).await;
+            // Writing has stopped; the elector releases the Lease (bounded by its timeout).
+            if tokio::time::timeout(limit, leadership.stopped()).await.is_err() {
+                warn!(lease = %lease, "The Lease was not released in time; another replica takes over when it expires");
+            }
+        }
+    }
     // The loops end only on shutdown; give the health server a moment to close its connections.
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
     info!("Stopped");

@@ -2,9 +2,10 @@
 //!
 //! What it owns: the Lease (`LEADER_ELECTION_LEASE_NAME` in `LEADER_ELECTION_NAMESPACE`), the rules for taking,
 //! renewing and releasing it ([`LeaseLock`]), and a task that keeps trying ([`spawn`]) and tells the rest of the
-//! daemon whether it may write through a [`tokio::sync::watch::Receiver<bool>`] ([`Leadership`]). What it does not
-//! own: what "writing" is. The caller looks at [`Leadership::is_leader`] (or waits on [`Leadership::subscribe`])
-//! before each refresh and each write, and exposes the state as a metric and in readiness.
+//! daemon whether it may write through a [`tokio::sync::watch::Receiver<bool>`] ([`Leadership`]), and [`lead`],
+//! which runs the caller's work for each term of leadership and cancels it when the term ends. What it does not
+//! own: what "writing" is. The daemon ([`crate::app`]) hands [`lead`] its refresh loops and watches, and exposes
+//! the state as a metric and in readiness ([`crate::status`]).
 //!
 //! # The rules
 //! - A missing Lease is created, holding our identity. A Lease with no holder is free. A Lease held by someone else
@@ -496,6 +497,60 @@ pub fn spawn(client: kube::Client, settings: Settings, shutdown: CancellationTok
     Leadership { state, task }
 }
 
+/// Runs `work` for each term of leadership, until `shutdown`: waits until `state` says we lead, calls
+/// `on_change(true)` and `work(term)`, and when the state turns `false` (the Lease lost, or the elector gone)
+/// cancels `term` and waits for `work` to end, then calls `on_change(false)`. `term` is a child of `shutdown`.
+/// `work` should end soon after `term` is cancelled (and only then): what it writes stops with it.
+pub async fn lead<W, Fut>(
+    mut state: watch::Receiver<bool>,
+    shutdown: &CancellationToken,
+    on_change: impl Fn(bool),
+    mut work: W,
+) where
+    W: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        // `wait_for`'s `Ref` is dropped within each arm: never held across an await.
+        let leading = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            result = state.wait_for(|leader| *leader) => result.is_ok(),
+        };
+        if !leading {
+            // The elector has ended (only at shutdown, normally): nothing may be written any more.
+            shutdown.cancelled().await;
+            return;
+        }
+        on_change(true);
+        let term = shutdown.child_token();
+        let run = work(term.clone());
+        tokio::pin!(run);
+        let lost = tokio::select! {
+            _ = &mut run => false,
+            result = state.wait_for(|leader| !*leader) => {
+                let _ = result.is_ok();
+                true
+            }
+        };
+        term.cancel();
+        if lost {
+            run.await;
+        }
+        on_change(false);
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if !lost {
+            // The work ended by itself while we still lead: start it again only after a new election.
+            let _ = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = state.wait_for(|leader| !*leader) => result.is_ok(),
+            };
+        }
+    }
+}
+
 /// The sending side of the state. Dropped (the task ended, panicked or was aborted), it says `false`: nothing
 /// goes on believing it may write after the elector is gone.
 struct Claiming(watch::Sender<bool>);
@@ -781,6 +836,65 @@ mod tests {
         // Aborted, panicked or returned: the sender is dropped, and says false first.
         drop(claiming);
         assert!(!*state.borrow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_runs_once_per_term_and_stops_when_the_lease_is_lost() {
+        use std::sync::Mutex;
+        let (sender, state) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let events: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let driver = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send_replace(true);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send_replace(false);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send_replace(true);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            shutdown.cancel();
+        };
+        let leading = lead(
+            state,
+            &shutdown,
+            |leading| events.lock().expect("lock").push(format!("leading={leading}")),
+            |term: CancellationToken| {
+                let events = &events;
+                async move {
+                    events.lock().expect("lock").push("start".into());
+                    term.cancelled().await;
+                    events.lock().expect("lock").push("stop".into());
+                }
+            },
+        );
+        tokio::join!(driver, leading);
+        assert_eq!(
+            events.into_inner().expect("lock"),
+            ["leading=true", "start", "stop", "leading=false", "leading=true", "start", "stop", "leading=false"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_runs_while_standing_by_and_shutdown_ends_the_wait() {
+        let (_sender, state) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let canceller = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            canceller.cancel();
+        });
+        let ran = std::cell::Cell::new(false);
+        lead(
+            state,
+            &shutdown,
+            |_| {},
+            |_term| {
+                ran.set(true);
+                async {}
+            },
+        )
+        .await;
+        assert!(!ran.get());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - `GET /ping` answers `pong!`, as the predecessor's did, so existing health checks keep working;
 //! - `GET /healthz`: 200 while the refresh loop is alive;
-//! - `GET /readyz`: 200 when every credential is far from expiry, else 503 with a JSON reason;
+//! - `GET /readyz`: 200 when every credential is far from expiry, else 503 with a JSON reason; with leader
+//!   election the answer says `"role":"leader"` or `"role":"standby"` (a standby is ready);
 //! - `GET /metrics`: Prometheus metrics (OpenMetrics text).
 //!
 //! The port is open to anyone who can reach it, so it is bounded: at most [`max_connections`] connections at
@@ -45,7 +46,13 @@ async fn healthz(State(status): State<Arc<Status>>) -> Response {
 
 async fn readyz(State(status): State<Arc<Status>>) -> Response {
     match status.readiness(SystemTime::now()) {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "ready": true }))).into_response(),
+        Ok(()) => {
+            let body = match status.role() {
+                Some(role) => serde_json::json!({ "ready": true, "role": role }),
+                None => serde_json::json!({ "ready": true }),
+            };
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Err(not_ready) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(not_ready)).into_response(),
     }
 }

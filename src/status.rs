@@ -87,6 +87,8 @@ struct Metrics {
     ready: Gauge,
     places: Family<PlaceLabels, Gauge>,
     pull_failures: Family<PullFailureLabels, Counter>,
+    /// Registered only with leader election ([`Status::with_leader_election`]).
+    leader: Gauge,
 }
 
 /// Where a target's loop is.
@@ -117,6 +119,8 @@ struct TargetState {
 
 struct Inner {
     targets: BTreeMap<String, TargetState>,
+    /// With leader election: whether this replica holds the Lease. `None` without election.
+    leading: Option<bool>,
 }
 
 /// Shared health and metrics.
@@ -155,6 +159,7 @@ impl Status {
             ready: Gauge::default(),
             places: Family::default(),
             pull_failures: Family::default(),
+            leader: Gauge::default(),
         };
         let mut registry = Registry::with_prefix("rancher_ecr_credentials");
         registry.register("refreshes", "Refreshes by target and result (success, failure)", metrics.refreshes.clone());
@@ -190,7 +195,40 @@ impl Status {
             }
         }
         let targets = targets.iter().map(|t| (t.clone(), TargetState::default())).collect();
-        Status { inner: Mutex::new(Inner { targets }), metrics, registry }
+        Status { inner: Mutex::new(Inner { targets, leading: None }), metrics, registry }
+    }
+
+    /// The same status for a daemon that elects a leader among its replicas: it starts as a standby, and has
+    /// the metric `rancher_ecr_credentials_leader` (without election it has none).
+    pub fn with_leader_election(mut self) -> Status {
+        self.registry.register(
+            "leader",
+            "1 while this replica holds the leader election Lease and refreshes, 0 while it stands by",
+            self.metrics.leader.clone(),
+        );
+        self.lock().leading = Some(false);
+        self
+    }
+
+    /// With leader election: this replica now holds the Lease (`true`) or stands by (`false`). Standing by,
+    /// no target's loop runs: each is back to "starting", which is alive.
+    pub fn set_leading(&self, leading: bool) {
+        let mut inner = self.lock();
+        if inner.leading.is_none() {
+            return;
+        }
+        inner.leading = Some(leading);
+        if !leading {
+            for state in inner.targets.values_mut() {
+                state.phase = Phase::Starting;
+            }
+        }
+        self.metrics.leader.set(i64::from(leading));
+    }
+
+    /// `Some("leader")` or `Some("standby")` with leader election, `None` without.
+    pub fn role(&self) -> Option<&'static str> {
+        self.lock().leading.map(|leading| if leading { "leader" } else { "standby" })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -294,6 +332,11 @@ impl Status {
 
     fn check_readiness(&self, now: SystemTime) -> Result<(), NotReady> {
         let inner = self.lock();
+        // A standby writes nothing and is ready to take over: what it wrote as a leader before is the new
+        // leader's concern now.
+        if inner.leading == Some(false) {
+            return Ok(());
+        }
         for (target, state) in &inner.targets {
             let not_ready = |reason: String| NotReady { ready: false, reason, last_error: state.last_error.clone() };
             if state.last_success.is_none() {
@@ -376,6 +419,31 @@ mod tests {
         status.sleeping_until(TARGET, now + HOUR);
         assert!(status.liveness(now + HOUR).is_ok());
         assert!(status.liveness(now + HOUR + OVERDUE_WAKE_UP + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn a_standby_is_live_and_ready_and_says_so_and_a_leader_is_judged_as_before() {
+        let plain = Status::new(&[TARGET.to_string()]);
+        assert_eq!(plain.role(), None);
+        assert!(!plain.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader"), "no metric without election");
+
+        let status = Status::new(&[TARGET.to_string()]).with_leader_election();
+        assert_eq!(status.role(), Some("standby"));
+        assert_eq!(status.readiness(at(0)), Ok(()), "a standby is ready before any refresh");
+        assert!(status.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader 0"));
+
+        status.set_leading(true);
+        assert_eq!(status.role(), Some("leader"));
+        assert!(status.readiness(at(0)).is_err(), "a new leader is ready once it has refreshed");
+        assert!(status.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader 1"));
+        let now = Instant::now();
+        status.sleeping_until(TARGET, now);
+
+        // Losing the Lease mid-sleep: the loop is gone, and that is not a hung loop.
+        status.set_leading(false);
+        assert!(status.liveness(now + HOUR).is_ok());
+        assert_eq!(status.readiness(at(0)), Ok(()));
+        assert!(status.encode_metrics(at(0)).contains("rancher_ecr_credentials_leader 0"));
     }
 
     #[test]

@@ -35,6 +35,9 @@ CI = ROOT / "deploy" / "helm" / "ci"
 AWS_SDK_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
                "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_STS", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
                "AWS_CA_BUNDLE", "SSL_CERT_FILE"}
+# Leader election (replicaCount above 1): the downward API's pod name and namespace, read by src/ with
+# std::env::var (not declared with `env = "..."`).
+LEADER_ENV = {"POD_NAME", "POD_NAMESPACE"}
 KUBERNETES_ENV = {"KUBERNETES_NAMESPACES", "KUBERNETES_NAMESPACE_SELECTOR", "KUBERNETES_EXCLUDE_NAMESPACES",
                   "KUBERNETES_SECRET_NAME", "KUBERNETES_SERVICE_ACCOUNTS", "KUBERNETES_CONTEXT",
                   "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS", "KUBERNETES_DIAGNOSE_PULLS"}
@@ -56,6 +59,8 @@ ALLOWED_RULES = {
     ("", "secrets"): {"get", "create", "patch"},
     ("", "serviceaccounts"): {"get", "patch", "list", "watch"},
     ("management.cattle.io", "projects"): {"get", "list", "watch"},
+    # Leader election only: create, and get/update of the release's Lease by name, in its own namespace.
+    ("coordination.k8s.io", "leases"): {"create", "get", "update"},
 }
 # KUBERNETES_DIAGNOSE_PULLS adds these, and only it (issue 19): kubelet's Events read and one written on the Pod,
 # the Pod and its ServiceAccount read by name (pods are never listed).
@@ -238,8 +243,12 @@ def check_render(name, docs, values, version, env_names):
         problems.append("allowPrivilegeEscalation is not false")
     if (sc.get("capabilities") or {}).get("drop") != ["ALL"]:
         problems.append("capabilities do not drop ALL")
-    if dep["spec"].get("replicas") != 1 or dep["spec"].get("strategy", {}).get("type") != "Recreate":
+    ha = int(values.get("replicaCount") or 1) > 1
+    strategy = dep["spec"].get("strategy", {}).get("type")
+    if not ha and (dep["spec"].get("replicas") != 1 or strategy != "Recreate"):
         problems.append("not one replica with strategy Recreate")
+    if ha and (dep["spec"].get("replicas") != int(values["replicaCount"]) or strategy != "RollingUpdate"):
+        problems.append(f"not {values['replicaCount']} replicas with strategy RollingUpdate")
     if not c.get("resources", {}).get("requests") or not c.get("resources", {}).get("limits"):
         problems.append("no resource requests and limits")
     tag = c["image"].rsplit(":", 1)[-1]
@@ -278,7 +287,10 @@ def check_render(name, docs, values, version, env_names):
     sa_names = {d["metadata"]["name"] for d in by_kind.get("ServiceAccount", [])}
     if pod.get("serviceAccountName") not in sa_names:
         problems.append(f"ServiceAccount {pod.get('serviceAccountName')} is not in the rendering")
-    uses_k8s = bool(by_kind.get("ClusterRole") or by_kind.get("Role"))
+    lease_rules = {"coordination.k8s.io"}
+    target_roles = [r for kind in ("ClusterRole", "Role") for r in by_kind.get(kind, [])
+                    if any(set(rule.get("apiGroups", [])) - lease_rules for rule in r.get("rules", []))]
+    uses_k8s = bool(target_roles) or ha
     if pod.get("automountServiceAccountToken") is not uses_k8s:
         problems.append(f"automountServiceAccountToken is {pod.get('automountServiceAccountToken')} "
                         f"with{'' if uses_k8s else 'out'} RBAC")
@@ -393,7 +405,7 @@ def check_render(name, docs, values, version, env_names):
                         granted.setdefault((group, res), set()).update(verbs)
     needs_sa = bool(env.get("KUBERNETES_SERVICE_ACCOUNTS")) or (
         mode == "file" and any(t.get("service_accounts") for t in values["configFile"]["targets"]))
-    if uses_k8s:
+    if target_roles:
         if ("", "secrets") not in granted:
             problems.append("no rule for secrets")
         if (needs_sa or needs_diagnose) != (("", "serviceaccounts") in granted):
@@ -432,6 +444,8 @@ def check_render(name, docs, values, version, env_names):
             problems.append("c-xxxxx:* or * without namespaces list/watch (a new project's backing namespace)")
         if "create" not in cluster_rules.get(("", "secrets"), set()):
             problems.append("c-xxxxx:* or * without the Secret in every namespace (backing namespaces to come)")
+    if ha != (("coordination.k8s.io", "leases") in granted):
+        problems.append(f"Lease rules {'missing' if ha else 'rendered'} with replicaCount {values.get('replicaCount')}")
     bound = {(b["roleRef"]["kind"], b["roleRef"]["name"], b["metadata"].get("namespace"))
              for kind in ("ClusterRoleBinding", "RoleBinding") for b in by_kind.get(kind, [])}
     for kind in ("ClusterRole", "Role"):
@@ -446,6 +460,39 @@ def check_render(name, docs, values, version, env_names):
                     problems.append(f"{kind} {b['metadata']['name']} binds {s}, not the chart's ServiceAccount")
     summary = ", ".join(sorted(f"{r}:{'/'.join(sorted(v))}" for (g, r), v in granted.items())) or "none"
     report(f"{label}: RBAC is the Kubernetes target's rules only ({summary})", problems)
+
+    # High availability: leader election exactly when replicaCount is above 1, with what it needs.
+    problems = []
+    release_ns = dep["metadata"].get("namespace")
+    field_refs = {e["name"]: ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+                  for e in c.get("env", [])}
+    if ha:
+        if env.get("LEADER_ELECTION") != "true":
+            problems.append("LEADER_ELECTION is not true")
+        if field_refs.get("POD_NAME") != "metadata.name" or field_refs.get("POD_NAMESPACE") != "metadata.namespace":
+            problems.append(f"POD_NAME/POD_NAMESPACE not from the downward API: {field_refs}")
+        lease = env.get("LEADER_ELECTION_LEASE_NAME", "rancher-ecr-credentials")
+        for role in by_kind.get("Role", []):
+            for rule in role.get("rules", []):
+                if "leases" not in rule.get("resources", []):
+                    continue
+                if role["metadata"].get("namespace") != release_ns:
+                    problems.append(f"Lease rights in {role['metadata'].get('namespace')}, not the release's namespace")
+                if set(rule["verbs"]) & {"get", "update"} and rule.get("resourceNames") != [lease]:
+                    problems.append(f"leases get/update not limited to the Lease {lease}: {rule.get('resourceNames')}")
+        if any("leases" in rule.get("resources", []) for r in by_kind.get("ClusterRole", [])
+               for rule in r.get("rules", [])):
+            problems.append("Lease rights cluster-wide")
+        pdbs = by_kind.get("PodDisruptionBudget", [])
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        if len(pdbs) != 1 or pdbs[0]["spec"].get("minAvailable") != 1 or any(
+                labels.get(k) != v for k, v in pdbs[0]["spec"]["selector"]["matchLabels"].items()):
+            problems.append("no PodDisruptionBudget with minAvailable 1 selecting the pods")
+    else:
+        if {"LEADER_ELECTION", "POD_NAME", "POD_NAMESPACE"} & set(env) or by_kind.get("PodDisruptionBudget"):
+            problems.append("leader election settings or a PodDisruptionBudget with one replica")
+    report(f"{label}: high availability ({values.get('replicaCount', 1)} replica(s): "
+           f"{'leader election, RollingUpdate, PDB, Lease RBAC' if ha else 'Recreate, no election'})", problems)
 
     # Monitoring objects.
     problems = []
@@ -488,10 +535,13 @@ def daemon_env(render, workdir, ca):
     env = {}
     for ef in c.get("envFrom", []):
         env.update(configmaps[ef["configMapRef"]["name"]])
+    # The downward API's values as a pod would have them (leader election).
+    field = {"metadata.name": "recs-0", "metadata.namespace": dep["metadata"].get("namespace") or "default"}
     for e in c.get("env", []):
         placeholder = "http://proxy-user:placeholder@proxy.invalid:3128" if e["name"] == "HTTPS_PROXY" \
             else "placeholder-from-a-secret"
-        env[e["name"]] = e.get("value", placeholder)
+        ref = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        env[e["name"]] = e.get("value", field.get(ref, placeholder))
     mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
 
     def local(path):
@@ -524,7 +574,7 @@ def main():
         daemon_env(*sys.argv[2:5])
         return 0
     version = cargo_version()
-    env_names = daemon_env_names() | AWS_SDK_ENV | KUBERNETES_ENV
+    env_names = daemon_env_names() | AWS_SDK_ENV | KUBERNETES_ENV | LEADER_ENV
     src_has_k8s = "KUBERNETES_NAMESPACES" in daemon_env_names()
     if src_has_k8s:
         missing = KUBERNETES_ENV - daemon_env_names()

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana" / "rancher-ecr-credentials.json"
 CHART_COPY = ROOT / "deploy" / "helm" / "rancher-ecr-credentials" / "dashboards" / DASHBOARD.name
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-# Metrics the dashboard may show before the daemon has them: the leader panel waits for leader election.
+# Metrics the dashboard may show that a daemon does not always have: the leader metric exists only with
+# LEADER_ELECTION=true (it is in the README's table too).
 ANNOUNCED = {"rancher_ecr_credentials_leader"}
 MIN_SCHEMA_VERSION = 39
 

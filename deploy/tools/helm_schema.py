@@ -193,6 +193,8 @@ schema = {
     }),
     "serviceAccount": obj({"create": b("create it"), "name": s("name"), "annotations": strmap}),
     "rbac": obj({"create": b("create RBAC"), "scope": {"type": "string", "enum": ["cluster", "namespaced"]}}),
+    "replicaCount": {"type": "integer", "minimum": 1, "maximum": 10,
+                     "description": "replicas; above 1 they elect a leader on a Lease and only it writes"},
     "podAnnotations": strmap,
     "podLabels": strmap,
     "resources": {"type": "object"},

@@ -93,3 +93,66 @@ pub fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, Co
 pub fn bounded(setting: &'static str, value: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
     setting::bounded(value, min, max).map_err(|p| invalid(setting, p))
 }
+
+/// Where a pod's ServiceAccount says which namespace the pod runs in.
+pub const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Leader election, as checked from its settings: the Lease, who we are, and how to reach the API server.
+#[derive(Debug)]
+pub struct LeaderElection {
+    pub settings: crate::leader::Settings,
+    /// The API server of the Lease when no Kubernetes target gives one (in-cluster, or KUBECONFIG);
+    /// `None`: the first Kubernetes target's.
+    pub connection: Option<crate::kubernetes::KubeConnection>,
+}
+
+/// LEADER_ELECTION and its companions. `pod_namespace` is the pod's own namespace when running in one
+/// (POD_NAMESPACE, else [`POD_NAMESPACE_FILE`]); `identity` is POD_NAME or the host name
+/// ([`crate::leader::default_identity`]). The connection is decided by the caller.
+pub fn leader_election(
+    cli: &Cli,
+    pod_namespace: Option<String>,
+    identity: Option<String>,
+) -> Result<Option<crate::leader::Settings>, ConfigError> {
+    let on = match setting::non_empty(cli.leader_election.clone()) {
+        Some(value) => setting::parse_bool_text(&value).map_err(|p| invalid("LEADER_ELECTION", p))?,
+        None => false,
+    };
+    let lease_name = setting::non_empty(cli.leader_election_lease_name.clone());
+    let namespace = setting::non_empty(cli.leader_election_namespace.clone());
+    if !on {
+        if lease_name.is_some() {
+            return Err(invalid("LEADER_ELECTION_LEASE_NAME", "set, but LEADER_ELECTION is not true"));
+        }
+        if namespace.is_some() {
+            return Err(invalid("LEADER_ELECTION_NAMESPACE", "set, but LEADER_ELECTION is not true"));
+        }
+        return Ok(None);
+    }
+    let namespace = namespace.or(pod_namespace).ok_or_else(|| {
+        invalid(
+            "LEADER_ELECTION_NAMESPACE",
+            format!(
+                "not set, and not in a pod (no POD_NAMESPACE, no {POD_NAMESPACE_FILE}); set the namespace of the Lease"
+            ),
+        )
+    })?;
+    let identity = identity.ok_or_else(|| {
+        invalid("POD_NAME", "not set, and the host name is unknown: leader election needs an identity per replica")
+    })?;
+    let lease_name = lease_name.unwrap_or_else(|| crate::leader::DEFAULT_LEASE_NAME.to_string());
+    let settings = crate::leader::Settings::new(lease_name, namespace, identity);
+    settings.check().map_err(|message| match message.split_once(": ") {
+        Some((setting, problem)) if !setting.contains(' ') => invalid(setting, problem),
+        _ => invalid("LEADER_ELECTION", message),
+    })?;
+    Ok(Some(settings))
+}
+
+/// The pod's own namespace: POD_NAMESPACE (the downward API), else the ServiceAccount's namespace file; `None`
+/// outside a pod.
+pub fn pod_namespace() -> Option<String> {
+    setting::non_empty(std::env::var("POD_NAMESPACE").ok().map(|v| v.trim().to_string())).or_else(|| {
+        std::fs::read_to_string(POD_NAMESPACE_FILE).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    })
+}

@@ -104,6 +104,20 @@ pub struct Cli {
     #[arg(long, env = "MAX_CONCURRENT_TARGETS", value_name = "N")]
     pub max_concurrent_targets: Option<String>,
 
+    /// Leader election among replicas: true or false (default false). Only the replica that holds a
+    /// coordination.k8s.io Lease refreshes and writes, for every target; the others stand by, live and ready.
+    #[arg(long, env = "LEADER_ELECTION", value_name = "BOOL")]
+    pub leader_election: Option<String>,
+
+    /// Name of the Lease of leader election (default rancher-ecr-credentials).
+    #[arg(long, env = "LEADER_ELECTION_LEASE_NAME", value_name = "NAME")]
+    pub leader_election_lease_name: Option<String>,
+
+    /// Namespace of the Lease of leader election. In a pod: its own namespace by default (POD_NAMESPACE, else the
+    /// ServiceAccount's namespace file); required outside one.
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE", value_name = "NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
     /// Refresh once and exit: 0 when every ECR registry was brought up to date in every target, 1 otherwise.
     #[arg(long)]
     pub once: bool,

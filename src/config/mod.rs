@@ -41,7 +41,7 @@ use clap::{ArgMatches, FromArgMatches};
 use crate::address::HostForm;
 use crate::schedule::{Backoff, Schedule};
 use crate::setting::non_empty;
-pub use checks::{DEFAULT_LISTEN_PORT, listen_address};
+pub use checks::{DEFAULT_LISTEN_PORT, LeaderElection, listen_address};
 pub use cli::{Cli, Command};
 pub use error::ConfigError;
 use error::invalid;
@@ -71,6 +71,9 @@ pub struct Config {
     pub secret_flags: Vec<String>,
     /// The host forms of each ECR registry written where entries are created.
     pub host_forms: Vec<HostForm>,
+    /// LEADER_ELECTION: only the replica holding the Lease refreshes and writes. `None` when off (and with
+    /// `--dry-run`, which writes nothing).
+    pub leader: Option<LeaderElection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +141,31 @@ impl Config {
             Some(path) => (file::plan(&path, timeout)?, env::replaced_by_file(&given)),
             None => (env::plan(&given, web_identity, timeout)?, Vec::new()),
         };
+        let leader = match checks::leader_election(&cli, checks::pod_namespace(), crate::leader::default_identity())? {
+            None => None,
+            Some(_) if dry_run => None,
+            Some(_) if once => {
+                return Err(invalid(
+                    "LEADER_ELECTION",
+                    "cannot be combined with --once, which takes no Lease; set LEADER_ELECTION=false for a one-off refresh",
+                ));
+            }
+            Some(settings) => {
+                // The Lease lives where the Kubernetes target's API server is; without one, in the pod's own
+                // cluster (or KUBECONFIG's).
+                let connection = match plan.kube_targets.is_empty() {
+                    false => None,
+                    true => Some(crate::kubernetes::connection::read(&given).map_err(|e| {
+                        let mut error = ConfigError::from(e);
+                        error.problem.push_str(" (LEADER_ELECTION needs a Kubernetes API server for its Lease)");
+                        error
+                    })?),
+                };
+                Some(LeaderElection { settings, connection })
+            }
+        };
         Ok(Config {
+            leader,
             plan,
             ignored,
             listen,
@@ -238,6 +265,50 @@ mod tests {
         let stray = config(&[URL, "--kubernetes-secret-name=x", &kubeconfig]).unwrap_err();
         assert_eq!(stray.setting, "KUBERNETES_NAMESPACES");
         std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
+    fn leader_election_takes_the_pods_namespace_and_needs_one_outside_a_pod() {
+        let cli = |args: &[&str]| Cli::from_arg_matches(&matches(args)).unwrap();
+        let identity = || Some("pod-1".to_string());
+        assert_eq!(checks::leader_election(&cli(&[URL]), None, identity()), Ok(None));
+        assert_eq!(checks::leader_election(&cli(&[URL, "--leader-election=false"]), None, identity()), Ok(None));
+
+        let on = cli(&[URL, "--leader-election=true"]);
+        let in_pod = checks::leader_election(&on, Some("recs".into()), identity()).unwrap().unwrap();
+        assert_eq!(
+            (in_pod.lease_name.as_str(), in_pod.namespace.as_str(), in_pod.identity.as_str()),
+            ("rancher-ecr-credentials", "recs", "pod-1")
+        );
+        let outside = checks::leader_election(&on, None, identity()).unwrap_err();
+        assert_eq!(outside.setting, "LEADER_ELECTION_NAMESPACE");
+        assert!(outside.problem.contains("not in a pod"), "{outside}");
+
+        let named =
+            cli(&[URL, "--leader-election=1", "--leader-election-namespace=ha", "--leader-election-lease-name=l"]);
+        let settings = checks::leader_election(&named, Some("recs".into()), identity()).unwrap().unwrap();
+        assert_eq!((settings.lease_name.as_str(), settings.namespace.as_str()), ("l", "ha"), "the setting wins");
+
+        let bad = |args: &[&str], identity: Option<String>| {
+            checks::leader_election(&cli(args), Some("recs".into()), identity).unwrap_err().setting
+        };
+        assert_eq!(bad(&[URL, "--leader-election=maybe"], identity()), "LEADER_ELECTION");
+        assert_eq!(
+            bad(&[URL, "--leader-election=true", "--leader-election-namespace=A_B"], identity()),
+            "LEADER_ELECTION_NAMESPACE"
+        );
+        assert_eq!(
+            bad(&[URL, "--leader-election=true", "--leader-election-lease-name=a/b"], identity()),
+            "LEADER_ELECTION_LEASE_NAME"
+        );
+        assert_eq!(bad(&[URL, "--leader-election=true"], None), "POD_NAME");
+        assert_eq!(bad(&[URL, "--leader-election-namespace=ha"], identity()), "LEADER_ELECTION_NAMESPACE");
+        assert_eq!(
+            config(&[URL, "--leader-election=true", "--leader-election-namespace=ha", "--once"]).unwrap_err().setting,
+            "LEADER_ELECTION"
+        );
+        let dry = config(&[URL, "--leader-election=true", "--leader-election-namespace=ha", "--dry-run"]).unwrap();
+        assert!(dry.leader.is_none(), "a dry run writes nothing and takes no Lease");
     }
 
     #[test]

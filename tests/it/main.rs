@@ -8,6 +8,7 @@ mod coverage;
 mod daemon;
 mod events;
 mod faults;
+mod ha;
 mod hardening;
 mod harness;
 mod kubernetes;

@@ -224,3 +224,13 @@ volume at <secretsDir>/file, each at <owner>-<name>/<file>.
 {{- end }}
 {{- toJson (uniq $names) }}
 {{- end }}
+
+{{/* High availability: more than one replica, which elect a leader on a Lease. */}}
+{{- define "recs.ha" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/* The Lease of leader election: one per release, so two releases in one namespace never share it. */}}
+{{- define "recs.leaseName" -}}
+{{- include "recs.fullname" . }}
+{{- end }}
