@@ -19,10 +19,13 @@
 //! - [`sync`]: a full sync, every namespace or project at once;
 //! - [`namespaces`]: namespace mode: which namespaces, and one namespace brought up to date;
 //! - [`secret`]: the Secret, and how an existing one is judged;
-//! - [`apply`]: reading, judging and writing the Secret of one namespace;
+//! - [`read`]: how a sync reads the Secrets: one cluster-wide LIST by name, or a GET per namespace;
+//! - [`apply`]: judging and writing the Secret of one namespace;
 //! - [`accounts`]: the Secret merged into ServiceAccounts' `imagePullSecrets`;
 //! - [`projects`]: Rancher 2.12+ project-scoped secrets;
-//! - [`watch`]: new namespaces and ServiceAccounts between refreshes;
+//! - [`watch`]: new namespaces, ServiceAccounts and changes to our Secrets between refreshes;
+//! - [`heal`]: our Secrets restored when deleted or changed by someone else, and contested ones left alone;
+//! - [`tell`]: which failures become Kubernetes Events, about which object;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
 //! - [`outcome`]: how writes and failures are logged and counted (the refresh loop and the watch share it);
 //! - [`select`]: namespace names, globs, label selectors.
@@ -34,13 +37,16 @@ pub mod connection;
 pub mod error;
 #[cfg(test)]
 mod fake;
+pub mod heal;
 pub mod namespaces;
 pub mod outcome;
 pub mod projects;
+pub mod read;
 pub mod secret;
 pub mod select;
 pub mod settings;
 pub mod sync;
+pub mod tell;
 pub mod watch;
 
 pub use cluster::Kubernetes;

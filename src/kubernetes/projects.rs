@@ -7,6 +7,7 @@ use tracing::debug;
 
 use super::cluster::Kubernetes;
 use super::error::{Call, KubernetesError};
+use super::read::Listed;
 use super::secret::Desired;
 use crate::report::{SyncOptions, Written};
 
@@ -16,6 +17,7 @@ impl Kubernetes {
         &self,
         project_id: &str,
         desired: &Desired,
+        listed: &Listed,
         options: SyncOptions,
     ) -> Result<Vec<Written>, KubernetesError> {
         let (cluster, project) = project_id.split_once(':').expect("project ids are checked by the configuration");
@@ -34,7 +36,11 @@ impl Kubernetes {
             object.data.pointer("/status/backingNamespace").and_then(|v| v.as_str()).filter(|s| !s.is_empty());
         let namespace = backing.unwrap_or(project);
         debug!(project = project_id, namespace, "Project's backing namespace");
-        Ok(self.ensure_secret(namespace, desired, Some(project), options).await?.into_iter().collect())
+        if !options.dry_run {
+            self.state().homes.insert(namespace.to_string(), Some(project.to_string()));
+        }
+        let lookup = listed.lookup(namespace);
+        Ok(self.ensure_secret(namespace, desired, Some(project), lookup, options).await?.into_iter().collect())
     }
 }
 
@@ -61,8 +67,9 @@ mod tests {
         let secret = fake.secret("c-abc12-p-xyz34", "ecr-credentials").expect("written in the backing namespace");
         assert_eq!(secret["metadata"]["labels"]["management.cattle.io/project-scoped-secret"], "p-xyz34");
         assert_eq!(fake::password_in(&secret).as_deref(), Some("pw"));
-        let first = &fake.take_seen()[0];
-        assert_eq!(first.path, "/apis/management.cattle.io/v3/namespaces/c-abc12/projects/p-xyz34");
+        let seen = fake.take_seen();
+        assert!(seen[0].path.starts_with("/api/v1/secrets?"), "one LIST of the Secrets first: {}", seen[0].path);
+        assert_eq!(seen[1].path, "/apis/management.cattle.io/v3/namespaces/c-abc12/projects/p-xyz34");
     }
 
     #[tokio::test]
