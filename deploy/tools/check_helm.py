@@ -46,10 +46,12 @@ TARGET_KEYS = {"name", "url", "api", "access_key", "access_key_file", "secret_ke
                "secret_name", "service_accounts", "adopt", "rancher_projects"}
 SECRET_FILE_KEYS = {"token", "access_key", "secret_key", "external_id"}
 # The RBAC rules the Kubernetes target may have, and nothing else: issue 11's list, plus serviceaccounts
-# list/watch (the daemon watches ServiceAccounts in every namespace; deploy/helm/validate shows the 403 without).
+# list/watch (the daemon watches ServiceAccounts in every namespace; deploy/helm/validate shows the 403 without),
+# and issue 16's secrets list/watch by name (one LIST per cycle, the watch that restores them) and events.
 ALLOWED_RULES = {
     ("", "namespaces"): {"list", "watch"},
-    ("", "secrets"): {"get", "create", "patch"},
+    ("", "secrets"): {"get", "list", "watch", "create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
     ("", "serviceaccounts"): {"get", "patch", "list", "watch"},
     ("management.cattle.io", "projects"): {"get"},
 }
@@ -347,9 +349,9 @@ def check_render(name, docs, values, version, env_names):
     for kind in ("ClusterRole", "Role"):
         for role in by_kind.get(kind, []):
             for rule in role.get("rules", []):
-                if set(rule.get("verbs", [])) & {"get", "patch"} and rule.get("resources") == ["secrets"] \
-                        and not rule.get("resourceNames"):
-                    problems.append(f"{kind} {role['metadata']['name']}: get/patch of every Secret, not by name")
+                if set(rule.get("verbs", [])) & {"get", "list", "watch", "patch"} \
+                        and rule.get("resources") == ["secrets"] and not rule.get("resourceNames"):
+                    problems.append(f"{kind} {role['metadata']['name']}: get/list/watch/patch of every Secret, not by name")
                 for group in rule.get("apiGroups", []):
                     for res in rule.get("resources", []):
                         verbs = set(rule.get("verbs", []))
@@ -363,6 +365,10 @@ def check_render(name, docs, values, version, env_names):
     if uses_k8s:
         if ("", "secrets") not in granted:
             problems.append("no rule for secrets")
+        elif not {"list", "watch"} <= granted[("", "secrets")]:
+            problems.append("secrets list/watch by name missing (one LIST per cycle, and the watch that restores them)")
+        if ("events.k8s.io", "events") not in granted:
+            problems.append("no rule for events (events.k8s.io create/patch)")
         if needs_sa != (("", "serviceaccounts") in granted):
             problems.append(f"serviceaccounts rule {'missing' if needs_sa else 'not needed'}")
     elif mode != "rancher":
