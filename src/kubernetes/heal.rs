@@ -212,7 +212,9 @@ impl Kubernetes {
                     let writer = secret.as_ref().and_then(other_writer);
                     self.restore(target, status, &namespace, secret, writer).await;
                 }
-                Err(error) => debug!(target = %target, namespace = %namespace, error = %error, "Could not read the Secret again"),
+                Err(error) => {
+                    debug!(target = %target, namespace = %namespace, error = %error, "Could not read the Secret again")
+                }
             }
         }
     }

@@ -24,6 +24,7 @@
 //! - [`accounts`]: the Secret merged into ServiceAccounts' `imagePullSecrets`;
 //! - [`projects`]: Rancher 2.12+ project-scoped secrets;
 //! - [`watch`]: new namespaces, ServiceAccounts and changes to our Secrets between refreshes;
+//! - [`relist`]: the watches' LIST-then-WATCH loop, listing again whenever a watch ends early;
 //! - [`heal`]: our Secrets restored when deleted or changed by someone else, and contested ones left alone;
 //! - [`tell`]: which failures become Kubernetes Events, about which object;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
@@ -42,6 +43,7 @@ pub mod namespaces;
 pub mod outcome;
 pub mod projects;
 pub mod read;
+pub mod relist;
 pub mod secret;
 pub mod select;
 pub mod settings;

@@ -186,7 +186,8 @@ pub fn written_by_us(secret: &Secret) -> bool {
 
 /// The field manager that changed the Secret last, other than this daemon (`managedFields`), when there is one.
 pub fn other_writer(secret: &Secret) -> Option<String> {
-    let others = secret.metadata.managed_fields.iter().flatten().filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER));
+    let others =
+        secret.metadata.managed_fields.iter().flatten().filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER));
     others.max_by_key(|m| m.time.as_ref().map(|t| t.0)).and_then(|m| m.manager.clone()).filter(|m| !m.is_empty())
 }
 

@@ -3,9 +3,8 @@
 //! Its failures go through the same policy as the refresh loop's ([`super::outcome`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -18,6 +17,7 @@ use super::heal::Listing;
 use super::namespaces::terminating;
 use super::outcome;
 use super::read::Lookup;
+use super::relist::{Selector, relisting};
 use super::settings::Mode;
 use crate::report::{Failure, SyncOptions};
 use crate::status::Status;
@@ -27,18 +27,15 @@ impl Kubernetes {
     /// ServiceAccount created between two refreshes gets the Secret within seconds, and our Secrets (when the
     /// cluster-wide LIST of them is allowed), so that one deleted or changed by someone else is restored at once
     /// ([`super::heal`]). Project mode watches only the Secrets. After an error each watch starts again from a
-    /// new LIST ([`relisting`]).
+    /// new LIST ([`super::relist`]).
     pub async fn watch(&self, target: &str, status: &Status, shutdown: &CancellationToken) {
         let selection = match &self.settings.mode {
             Mode::Namespaces(selection) => Some(selection),
             Mode::Projects(_) => None,
         };
         let namespaces = selection.map(|selection| {
-            let mut config = watcher::Config::default();
-            if let Some(selector) = selection.label_selector() {
-                config = config.labels(selector);
-            }
-            Box::pin(relisting(Api::<Namespace>::all(self.watch_client.clone()), config))
+            let selector = Selector { labels: selection.label_selector().map(str::to_string), fields: None };
+            Box::pin(relisting(Api::<Namespace>::all(self.watch_client.clone()), selector))
         });
         let mut namespaces = namespaces;
         let accounts = if self.settings.service_accounts.is_empty() || selection.is_none() {
@@ -70,7 +67,7 @@ impl Kubernetes {
                 _ = self.synced.notified() => {
                     if secrets.is_none() && self.state().reads == Some(Reads::List) {
                         info!(target = %target, secret = %self.settings.secret_name, "Watching our Secrets, to restore one deleted or changed by someone else");
-                        secrets = Some(Box::pin(relisting(Api::<Secret>::all(self.watch_client.clone()), self.secrets_config())));
+                        secrets = Some(Box::pin(relisting(Api::<Secret>::all(self.watch_client.clone()), self.secrets_selector())));
                     }
                     for (namespace, uid) in known.clone() {
                         self.catch_up(target, status, &namespace, uid.as_deref()).await;
@@ -80,7 +77,7 @@ impl Kubernetes {
                 event = next_or_pending(&mut namespaces) => match event {
                     Err(e) => {
                         if !std::mem::replace(&mut failing[0], true) {
-                            warn!(target = %target, error = %one_line(&e.to_string()), "Watch of namespaces failed; listing them again with backoff");
+                            warn!(target = %target, error = %one_line(&e), "Watch of namespaces failed; listing them again with backoff");
                         }
                     }
                     Ok(event) => {
@@ -124,7 +121,7 @@ impl Kubernetes {
                 event = next_or_pending(&mut secrets) => match event {
                     Err(e) => {
                         if !std::mem::replace(&mut failing[2], true) {
-                            warn!(target = %target, error = %one_line(&e.to_string()), "Watch of our Secrets failed; listing them again with backoff");
+                            warn!(target = %target, error = %one_line(&e), "Watch of our Secrets failed; listing them again with backoff");
                         }
                     }
                     Ok(event) => {
@@ -152,8 +149,8 @@ impl Kubernetes {
     }
 
     /// The watch of our Secrets: by name in every namespace, as the sync's LIST reads them.
-    pub(super) fn secrets_config(&self) -> watcher::Config {
-        watcher::Config::default().fields(&format!("metadata.name={}", self.settings.secret_name))
+    pub(super) fn secrets_selector(&self) -> Selector {
+        Selector { labels: None, fields: Some(format!("metadata.name={}", self.settings.secret_name)) }
     }
 
     /// A selected namespace seen by the watch: writes it unless the last sync or write found it holding the
@@ -242,50 +239,6 @@ impl Kubernetes {
             }
         }
     }
-}
-
-/// The longest wait before listing again after a failed watch: a server back (or restored) is seen within it.
-const RELIST_MAX_DELAY: Duration = Duration::from_secs(2);
-const RELIST_FIRST_DELAY: Duration = Duration::from_millis(250);
-
-/// kube's watcher, started again from a new LIST after any error (with backoff from 250 ms up to
-/// [`RELIST_MAX_DELAY`]). kube's own watcher resumes from its last resourceVersion after a dropped connection: an
-/// API server restored on an empty etcd then sends nothing until its revisions pass that number again, and what
-/// was deleted meanwhile is never seen. A LIST shows what the server holds.
-pub(super) fn relisting<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = watcher::Result<watcher::Event<K>>>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    type Watch<K> = std::pin::Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<K>>> + Send>>;
-    let start: (Option<Watch<K>>, Duration) = (None, Duration::ZERO);
-    futures_util::stream::unfold(start, move |(current, delay)| {
-        let (api, config) = (api.clone(), config.clone());
-        async move {
-            let mut current = current;
-            loop {
-                let stream = match current.as_mut() {
-                    Some(stream) => stream,
-                    None => {
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
-                        current.insert(Box::pin(watcher(api.clone(), config.clone())) as Watch<K>)
-                    }
-                };
-                match stream.next().await {
-                    Some(Ok(event)) => {
-                        let delay = if matches!(event, watcher::Event::Init) { delay } else { Duration::ZERO };
-                        return Some((Ok(event), (current, delay)));
-                    }
-                    Some(Err(e)) => {
-                        let delay = (delay * 2).clamp(RELIST_FIRST_DELAY, RELIST_MAX_DELAY);
-                        return Some((Err(e), (None, delay)));
-                    }
-                    None => current = None,
-                }
-            }
-        }
-    })
 }
 
 async fn next_or_pending<S, T>(stream: &mut Option<S>) -> T

@@ -21,27 +21,27 @@ use tokio::task::JoinHandle;
 
 use crate::harness::*;
 
-const SECRET: &str = "ecr-credentials";
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub(crate) const SECRET: &str = "ecr-credentials";
+pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// How long a new namespace may wait for its Secret.
 const NEW_NAMESPACE_LIMIT: Duration = Duration::from_secs(5);
 
 /// The API server from `k8s env`, and what the tests need to use it.
 pub struct Cluster {
-    api: String,
-    ca: String,
-    admin_token: String,
-    app_token: String,
-    kubectl: PathBuf,
-    dir: PathBuf,
-    prefix: String,
+    pub(crate) api: String,
+    pub(crate) ca: String,
+    pub(crate) admin_token: String,
+    pub(crate) app_token: String,
+    pub(crate) kubectl: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) prefix: String,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The server from `k8s env`. The tests that call this are ignored unless asked for, and then need it: without
 /// its environment they fail, saying how to start it.
-async fn cluster(test: &str) -> Option<Cluster> {
+pub(crate) async fn cluster(test: &str) -> Option<Cluster> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (Some(api), Some(ca), Some(admin_token), Some(app_token)) =
         (var("K8S_API"), var("K8S_CA"), var("K8S_ADMIN_TOKEN"), var("K8S_APP_TOKEN"))
@@ -64,7 +64,13 @@ async fn cluster(test: &str) -> Option<Cluster> {
 
 impl Cluster {
     /// A kubeconfig for `token`, optionally through another server URL (a proxy) and impersonating a user.
-    fn kubeconfig(&self, name: &str, token: &str, server: Option<&str>, impersonate: Option<&str>) -> PathBuf {
+    pub(crate) fn kubeconfig(
+        &self,
+        name: &str,
+        token: &str,
+        server: Option<&str>,
+        impersonate: Option<&str>,
+    ) -> PathBuf {
         let server = server.unwrap_or(&self.api);
         let impersonate = impersonate.map(|user| format!("\n    as: {user}")).unwrap_or_default();
         // The Kubernetes client verifies the server's certificate against the test CA, as on a real cluster.
@@ -77,11 +83,11 @@ impl Cluster {
         path
     }
 
-    fn app_kubeconfig(&self) -> PathBuf {
+    pub(crate) fn app_kubeconfig(&self) -> PathBuf {
         self.kubeconfig("app", &self.app_token, None, None)
     }
 
-    async fn admin(&self) -> kube::Client {
+    pub(crate) async fn admin(&self) -> kube::Client {
         let path = self.kubeconfig("admin", &self.admin_token, None, None);
         let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
@@ -89,7 +95,7 @@ impl Cluster {
     }
 
     /// `kubectl apply` as admin.
-    async fn apply(&self, yaml: &str) {
+    pub(crate) async fn apply(&self, yaml: &str) {
         let admin = self.kubeconfig("admin", &self.admin_token, None, None);
         let mut child = tokio::process::Command::new(&self.kubectl)
             .args(["--kubeconfig", admin.to_str().unwrap(), "apply", "-f", "-"])
@@ -107,18 +113,18 @@ impl Cluster {
     }
 
     /// The RBAC of deploy/kubernetes/rbac, bound to the user `app-user` instead of the ServiceAccount.
-    async fn bind_app_user(&self) {
+    pub(crate) async fn bind_app_user(&self) {
         for file in ["namespaces.yaml", "secrets.yaml", "secrets-binding.yaml", "serviceaccounts.yaml"] {
             self.apply(&for_user(&deploy_file("rbac", file), "app-user")).await;
         }
         self.apply(&deploy_file("rbac-projects", "projects.yaml")).await;
     }
 
-    fn name(&self, suffix: &str) -> String {
+    pub(crate) fn name(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.prefix)
     }
 
-    async fn create_namespace(&self, suffix: &str, labels: &[(&str, &str)]) -> String {
+    pub(crate) async fn create_namespace(&self, suffix: &str, labels: &[(&str, &str)]) -> String {
         let name = self.name(suffix);
         let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let namespace = Namespace {
@@ -144,7 +150,7 @@ impl Cluster {
             .unwrap();
     }
 
-    async fn secret(&self, namespace: &str) -> Option<Secret> {
+    pub(crate) async fn secret(&self, namespace: &str) -> Option<Secret> {
         Api::<Secret>::namespaced(self.admin().await, namespace).get_opt(SECRET).await.unwrap()
     }
 
@@ -153,7 +159,7 @@ impl Cluster {
     }
 
     /// Waits (bounded) until the namespace holds the Secret; returns it and how long that took.
-    async fn wait_for_secret(&self, namespace: &str, limit: Duration) -> Option<(Secret, Duration)> {
+    pub(crate) async fn wait_for_secret(&self, namespace: &str, limit: Duration) -> Option<(Secret, Duration)> {
         let started = Instant::now();
         let admin = self.admin().await;
         let api = Api::<Secret>::namespaced(admin, namespace);
@@ -167,7 +173,7 @@ impl Cluster {
     }
 
     /// The daemon's environment: ECR stand-in, this server as app-user, the namespaces given.
-    fn env(&self, ecr: &standins::ecr::FakeEcr, kubeconfig: &std::path::Path) -> Vec<(String, String)> {
+    pub(crate) fn env(&self, ecr: &standins::ecr::FakeEcr, kubeconfig: &std::path::Path) -> Vec<(String, String)> {
         let mut env = env(ecr, "unused");
         unset(&mut env, "CATTLE_URL");
         unset(&mut env, "CATTLE_ACCESS_KEY");
@@ -182,7 +188,7 @@ impl Cluster {
         env
     }
 
-    fn assert_no_secrets(&self, output: &str) {
+    pub(crate) fn assert_no_secrets(&self, output: &str) {
         assert_no_secrets(output);
         assert!(!output.contains(&self.app_token), "the bearer token appears in the output:\n{output}");
         assert!(!output.contains(&self.admin_token), "the admin token appears in the output:\n{output}");
@@ -195,20 +201,20 @@ impl Drop for Cluster {
     }
 }
 
-fn deploy_file(dir: &str, file: &str) -> String {
+pub(crate) fn deploy_file(dir: &str, file: &str) -> String {
     let path = format!("{}/deploy/kubernetes/{dir}/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The manifests bind the daemon's ServiceAccount; the tests run the binary as a user.
-fn for_user(yaml: &str, user: &str) -> String {
+pub(crate) fn for_user(yaml: &str, user: &str) -> String {
     let subject = "  - kind: ServiceAccount\n    name: rancher-ecr-credentials\n    namespace: rancher-ecr-credentials";
     assert!(!yaml.contains("kind: ClusterRoleBinding") || yaml.contains(subject), "the subject changed:\n{yaml}");
     yaml.replace(subject, &format!("  - kind: User\n    apiGroup: rbac.authorization.k8s.io\n    name: {user}"))
 }
 
 /// The decoded `.dockerconfigjson` of a Secret.
-fn docker_config(secret: &Secret) -> serde_json::Value {
+pub(crate) fn docker_config(secret: &Secret) -> serde_json::Value {
     let data = &secret.data.as_ref().expect("data")[".dockerconfigjson"].0;
     serde_json::from_slice(data).expect("JSON")
 }
@@ -276,13 +282,13 @@ async fn writes_one_secret_per_selected_namespace_by_name_glob_selector_and_excl
     k8s.assert_no_secrets(&run.output);
 }
 
-async fn http_status(port: u16, path: &str) -> (u16, String) {
+pub(crate) async fn http_status(port: u16, path: &str) -> (u16, String) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let response = client.get(format!("http://127.0.0.1:{port}{path}")).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-fn port_of(env: &[(String, String)]) -> u16 {
+pub(crate) fn port_of(env: &[(String, String)]) -> u16 {
     env.iter().find(|(k, _)| k == "LISTEN_PORT").unwrap().1.parse().unwrap()
 }
 

@@ -9,6 +9,7 @@ mod faults;
 mod hardening;
 mod harness;
 mod kubernetes;
+mod kubernetes_heal;
 mod observability;
 mod proxy;
 mod rancher2;
