@@ -132,10 +132,8 @@ impl Fake {
                     return status(StatusCode::FORBIDDEN, "Forbidden", "cannot list secrets at the cluster scope");
                 }
                 let param = |key: &str| {
-                    query
-                        .split('&')
-                        .find_map(|q| q.strip_prefix(key))
-                        .map(|v| v.replace("%3D", "=").replace("%2F", "/"))
+                    let decoded = query.split('&').map(|q| q.replace("%3D", "=").replace("%2F", "/"));
+                    decoded.map(|q| q.strip_prefix(key).map(str::to_string)).find(Option::is_some).flatten()
                 };
                 let Some(name) = param("fieldSelector=metadata.name=") else {
                     return status(StatusCode::FORBIDDEN, "Forbidden", "a LIST of secrets without a name");

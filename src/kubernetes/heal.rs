@@ -219,3 +219,150 @@ impl Kubernetes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::super::fake;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn five_restorations_within_ten_minutes_are_allowed_and_the_sixth_is_not() {
+        let start = Instant::now();
+        let mut times = VecDeque::new();
+        for n in 0..CONTEST_LIMIT {
+            let now = start + Duration::from_secs(n as u64);
+            assert!(may_restore(&mut times, now), "restoration {n}");
+            times.push_back(now);
+        }
+        assert!(!may_restore(&mut times, start + Duration::from_secs(60)), "the sixth within the window");
+        assert!(may_restore(&mut times, start + CONTEST_WINDOW), "the first has aged out");
+        assert_eq!(times.len(), CONTEST_LIMIT - 1);
+    }
+
+    async fn synced(names: &[&str]) -> (fake::Fake, Kubernetes, Status) {
+        let (fake, kube) = fake::target(fake::with_namespaces(names), fake::namespaces(&["*"], &[]));
+        kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+        fake.take_seen();
+        (fake, kube, Status::new(&["t".into()]))
+    }
+
+    fn secret(fake: &fake::Fake, namespace: &str) -> Secret {
+        serde_json::from_value(fake.secret(namespace, "ecr-credentials").unwrap()).unwrap()
+    }
+
+    fn writes(fake: &fake::Fake) -> usize {
+        fake.take_seen().iter().filter(|s| s.is_write()).count()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_secret_is_written_again_and_a_current_one_is_left_alone() {
+        let (fake, kube, status) = synced(&["apps"]).await;
+        let mut listing = Listing::default();
+        let current = secret(&fake, "apps");
+
+        kube.secret_event("t", &status, &mut listing, watcher::Event::Apply(current.clone())).await;
+        assert_eq!(writes(&fake), 0, "our own write, seen by the watch, is not written again");
+
+        fake.store().secrets.clear();
+        kube.secret_event("t", &status, &mut listing, watcher::Event::Delete(current)).await;
+        assert_eq!(writes(&fake), 1);
+        assert_eq!(fake::password_in(&fake.secret("apps", "ecr-credentials").unwrap()).as_deref(), Some("pw"));
+    }
+
+    #[tokio::test]
+    async fn a_secret_edited_or_unlabelled_by_someone_else_is_restored_and_one_of_another_type_is_not() {
+        let (fake, kube, status) = synced(&["apps", "typed"]).await;
+        let mut listing = Listing::default();
+        let mut edited = secret(&fake, "apps");
+        edited.data = Some([(".dockerconfigjson".to_string(), k8s_openapi::ByteString(b"{}".to_vec()))].into());
+        kube.secret_event("t", &status, &mut listing, watcher::Event::Apply(edited)).await;
+        assert_eq!(writes(&fake), 1);
+
+        // Our label removed by someone else: the fields we applied still name us in managedFields.
+        let mut unlabelled = secret(&fake, "apps");
+        unlabelled.metadata.labels = None;
+        kube.secret_event("t", &status, &mut listing, watcher::Event::Apply(unlabelled)).await;
+        assert_eq!(writes(&fake), 1);
+
+        let mut opaque = secret(&fake, "typed");
+        opaque.type_ = Some("Opaque".into());
+        kube.secret_event("t", &status, &mut listing, watcher::Event::Apply(opaque)).await;
+        assert_eq!(writes(&fake), 0, "a type cannot be changed: reported, never deleted");
+        let metrics = status.encode_metrics(std::time::SystemTime::now());
+        assert!(metrics.lines().any(|l| l.contains("kind=\"wrong_type\"") && l.ends_with(" 1")), "{metrics}");
+    }
+
+    #[tokio::test]
+    async fn a_namespace_missing_from_a_new_list_of_the_watch_gets_its_secret_back() {
+        let (fake, kube, status) = synced(&["a", "b"]).await;
+        let mut listing = Listing::default();
+        let kept = secret(&fake, "a");
+        fake.store().secrets.remove(&("b".to_string(), "ecr-credentials".to_string()));
+
+        for event in [watcher::Event::Init, watcher::Event::InitApply(kept), watcher::Event::InitDone] {
+            kube.secret_event("t", &status, &mut listing, event).await;
+        }
+
+        assert_eq!(writes(&fake), 1);
+        assert!(fake.secret("b", "ecr-credentials").is_some());
+    }
+
+    #[tokio::test]
+    async fn after_five_restorations_in_a_namespace_it_is_contested_until_the_next_sync() {
+        let (fake, kube, status) = synced(&["fought"]).await;
+        let mut theirs = secret(&fake, "fought");
+        theirs.data = Some([(".dockerconfigjson".to_string(), k8s_openapi::ByteString(b"{}".to_vec()))].into());
+        let mut fields = theirs.metadata.managed_fields.clone().unwrap_or_default();
+        let other = json!({"manager": "other-writer", "operation": "Update", "time": "2026-12-07T10:00:00Z"});
+        fields.push(serde_json::from_value(other).unwrap());
+        theirs.metadata.managed_fields = Some(fields);
+
+        let mut verdicts = Vec::new();
+        for _ in 0..7 {
+            verdicts.push(kube.restore("t", &status, "fought", Some(theirs.clone()), other_writer(&theirs)).await);
+        }
+
+        assert_eq!(verdicts[..5], vec![Verdict::Restore; 5]);
+        assert_eq!(verdicts[5], Verdict::Contested { writer: Some("other-writer".into()) });
+        assert_eq!(verdicts[6], Verdict::Deferred, "left alone, and said once");
+        assert_eq!(writes(&fake), 5, "no hot loop");
+
+        kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+        fake.take_seen();
+        assert_eq!(
+            kube.restore("t", &status, "fought", Some(theirs), None).await,
+            Verdict::Restore,
+            "a refresh ends it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_seen_while_a_sync_runs_is_looked_at_when_it_ends() {
+        let (fake, kube, status) = synced(&["apps"]).await;
+        kube.state().syncing = true;
+        fake.store().secrets.clear();
+        assert_eq!(kube.restore("t", &status, "apps", None, None).await, Verdict::Deferred);
+        assert_eq!(writes(&fake), 0);
+        kube.state().syncing = false;
+
+        kube.after_sync("t", &status).await;
+
+        assert!(fake.secret("apps", "ecr-credentials").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_namespace_made_again_under_the_same_name_is_written_by_the_watch_of_namespaces() {
+        let (fake, kube, status) = synced(&["apps"]).await;
+        kube.catch_up("t", &status, "apps", Some("uid-apps")).await;
+        assert!(fake.take_seen().is_empty(), "the same namespace, current: nothing to do");
+
+        // A restore: the namespace is made again (another uid), empty.
+        fake.store().secrets.clear();
+        kube.catch_up("t", &status, "apps", Some("uid-apps-2")).await;
+
+        assert!(fake.secret("apps", "ecr-credentials").is_some(), "decided by what the server holds");
+    }
+}

@@ -81,3 +81,46 @@ impl Kubernetes {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use crate::report::SyncOptions;
+
+    #[tokio::test]
+    async fn a_sync_reads_every_secret_with_one_paged_list_by_name_and_no_get() {
+        let mut store = fake::with_namespaces(&["a", "b", "c", "d", "e"]);
+        store.page = 2;
+        let (fake, kube) = fake::target(store, fake::namespaces(&["*"], &[]));
+        kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+        fake.take_seen();
+
+        let again = kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+
+        assert!(again.written.is_empty() && again.failures.is_empty(), "{again:?}");
+        let seen = fake.take_seen();
+        let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths.len(), 1 + 3, "one page of namespaces, three pages of Secrets: {paths:?}");
+        let lists: Vec<&&str> = paths.iter().filter(|p| p.starts_with("/api/v1/secrets?")).collect();
+        assert_eq!(lists.len(), 3, "{paths:?}");
+        assert!(lists.iter().all(|p| p.contains("fieldSelector=metadata.name%3Decr-credentials")), "{paths:?}");
+        assert!(lists[1].contains("continue=2") && lists[2].contains("continue=4"), "paged: {paths:?}");
+        assert!(!paths.iter().any(|p| p.contains("/secrets/")), "no GET per namespace: {paths:?}");
+        assert!(seen.iter().all(|s| !s.is_write()));
+    }
+
+    #[tokio::test]
+    async fn where_the_list_is_forbidden_each_namespace_is_read_with_a_get() {
+        let mut store = fake::with_namespaces(&["a", "b"]);
+        store.list_forbidden = true;
+        let (fake, kube) = fake::target(store, fake::namespaces(&["*"], &[]));
+
+        let report = kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
+
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.written.len(), 2);
+        assert_eq!(kube.state().reads, Some(super::Reads::Get));
+        let gets = fake.take_seen().into_iter().filter(|s| !s.is_write() && s.path.contains("/secrets/")).count();
+        assert_eq!(gets, 2, "one GET per namespace");
+    }
+}
