@@ -22,6 +22,7 @@
 //! - [`ecr`]: AWS credentials, GetAuthorizationToken, decoding tokens; AWS's settings and region
 //!   ([`ecr::settings`]); the one HTTP client of every AWS call, with proxies and extra CAs
 //!   ([`ecr::aws_http`]).
+//! - [`leader`]: leader election on a `coordination.k8s.io` Lease, so that of several replicas one writes.
 //! - [`setting`]: what a setting is ([`setting::Setting`]: variable, flag, file key, help), how either form
 //!   gives it ([`setting::Given`]), and the parsers every module's checks share.
 //! - [`server`]: health and metrics over HTTP, and the `healthcheck` command.
@@ -38,6 +39,7 @@ pub mod app;
 pub mod config;
 pub mod ecr;
 pub mod kubernetes;
+pub mod leader;
 pub mod logging;
 pub mod rancher;
 pub mod redact;

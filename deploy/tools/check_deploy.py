@@ -16,7 +16,9 @@ import hcl2
 import kubernetes_validate
 import yaml
 
+from dashboard import CHART_COPY, DASHBOARD, MIN_SCHEMA_VERSION, check_file
 from report import report, summary
+from rules import check_prometheus_rule
 
 ROOT = Path(sys.argv[1]).resolve()
 K8S_VERSION = sys.argv[2]
@@ -293,32 +295,19 @@ def check_kubernetes():
     report("every Secret key the manifests use has an example",
            [f"Secret {n} key {k} has no *.example.yaml" for n, k in sorted(secret_names - example_secrets)])
 
+    # The alert rules: parsed, checked and unit-tested by promtool (deploy/tools/rules.py).
     rule = kroot / "monitoring" / "prometheusrule.yaml"
     problems = []
-    if not rule.exists():
-        problems.append("missing")
-    else:
-        for d in load_yaml_docs(rule):
-            if d.get("apiVersion") != "monitoring.coreos.com/v1" or d.get("kind") != "PrometheusRule":
-                problems.append("not a monitoring.coreos.com/v1 PrometheusRule")
-                continue
-            exprs = []
-            for g in d.get("spec", {}).get("groups", []):
-                if not g.get("name"):
-                    problems.append("a group has no name")
-                for r in g.get("rules", []):
-                    if not (r.get("alert") or r.get("record")) or not r.get("expr"):
-                        problems.append(f"rule without alert/record or expr: {r!r}")
-                    if "for" in r and not re.fullmatch(r"(\d+[smhdwy])+", str(r["for"])):
-                        problems.append(f"bad duration for: {r['for']!r}")
-                    if str(r.get("expr", "")).count("(") != str(r.get("expr", "")).count(")"):
-                        problems.append(f"unbalanced parentheses in {r['expr']!r}")
-                    exprs.append(re.sub(r"\s+", " ", str(r.get("expr", ""))))
-            for needed in ("rancher_ecr_credentials_token_expiry_timestamp_seconds - time() < 7200",
-                           "rancher_ecr_credentials_ready == 0"):
-                if needed not in exprs:
-                    problems.append(f"no alert with expr {needed!r}")
-    report(f"prometheus rule {rel(rule)}", problems)
+    docs = load_yaml_docs(rule) if rule.exists() else []
+    if not docs:
+        problems.append("missing or empty")
+    for d in docs:
+        if d.get("apiVersion") != "monitoring.coreos.com/v1" or d.get("kind") != "PrometheusRule":
+            problems.append("not a monitoring.coreos.com/v1 PrometheusRule")
+    report(f"prometheus rule {rel(rule)} is a PrometheusRule", problems)
+    for d in docs:
+        if d.get("kind") == "PrometheusRule":
+            check_prometheus_rule(rel(rule), d, RENDER_DIR / "rules" / "kustomize")
 
 
 # --------------------------------------------------------------------------
@@ -653,9 +642,18 @@ def check_image_tags():
     report(f"image tag is the Cargo.toml version ({version})", problems)
 
 
+def check_dashboard():
+    """The Grafana dashboard (deploy/tools/dashboard.py), and the chart's copy of it byte for byte."""
+    report(f"Grafana dashboard {rel(DASHBOARD)}: schema {MIN_SCHEMA_VERSION}+, the datasource variable only, "
+           "every panel a query over the README's metrics", check_file(DASHBOARD.read_text(encoding="utf-8")))
+    same = CHART_COPY.is_file() and CHART_COPY.read_bytes() == DASHBOARD.read_bytes()
+    report(f"the chart's {rel(CHART_COPY)} is {rel(DASHBOARD)}",
+           [] if same else [f"differs or is missing: cp {rel(DASHBOARD)} {rel(CHART_COPY)}"])
+
+
 def main():
     RENDER_DIR.mkdir(parents=True, exist_ok=True)
-    for step in (check_iam, check_kubernetes, check_terraform, check_catalog, check_image_tags):
+    for step in (check_iam, check_kubernetes, check_dashboard, check_terraform, check_catalog, check_image_tags):
         try:
             step()
         except Exception as e:  # a crash in one family must not hide the others

@@ -20,7 +20,9 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
+from dashboard import check_configmap
 from report import report, summary
+from rules import check_prometheus_rule
 
 ROOT = Path(sys.argv[1] if sys.argv[1] != "--daemon-env" else ".").resolve()
 K8S_VERSION = sys.argv[2]
@@ -66,7 +68,10 @@ def cargo_version():
 def daemon_env_names():
     names = set()
     for path in (ROOT / "src").rglob("*.rs"):
-        names |= set(re.findall(r'env\s*=\s*"([A-Z0-9_]+)"', path.read_text(encoding="utf-8")))
+        # clap's `env = "X"`, and the settings each API declares (src/setting.rs): `Setting::new("X", …)`,
+        # `Setting { var: "X", … }`.
+        names |= set(re.findall(r'(?:\benv\s*=\s*|\bvar:\s*|\bSetting::new\(\s*)"([A-Z0-9_]+)"',
+                                path.read_text(encoding="utf-8")))
     return names
 
 
@@ -188,12 +193,6 @@ def validate_k8s(doc):
     return None
 
 
-def reference_alerts():
-    rule = ROOT / "deploy" / "kubernetes" / "monitoring" / "prometheusrule.yaml"
-    doc = yaml.safe_load(rule.read_text())
-    return {r["alert"]: r for g in doc["spec"]["groups"] for r in g["rules"]}
-
-
 def check_render(name, docs, values, version, env_names):
     label = f"{name}"
     by_kind = {}
@@ -282,6 +281,27 @@ def check_render(name, docs, values, version, env_names):
             problems.append(f"Service {svc['metadata']['name']} selects no pod of the Deployment")
     report(f"{label}: Deployment (non-root, read-only, no capabilities, probes, checksum, env names, mounts)",
            problems)
+
+    # AWS credentials: IRSA annotates the ServiceAccount, keys come from a Secret; with EKS Pod Identity (and the
+    # node's role) the chart gives neither: the association and the EKS webhook do it all.
+    problems = []
+    how = values["aws"]["credentials"]
+    annotations = {}
+    for sa in by_kind.get("ServiceAccount", []):
+        annotations.update(sa["metadata"].get("annotations") or {})
+    role_annotation = annotations.get("eks.amazonaws.com/role-arn")
+    if how == "irsa" and role_annotation != values["aws"]["irsa"]["roleArn"]:
+        problems.append(f"ServiceAccount role-arn annotation is {role_annotation!r}, not aws.irsa.roleArn")
+    if how != "irsa" and role_annotation is not None:
+        problems.append(f"ServiceAccount annotated with role-arn {role_annotation!r} with aws.credentials={how}")
+    has_keys = "AWS_ACCESS_KEY_ID" in env or "AWS_SECRET_ACCESS_KEY" in env
+    if has_keys != (how == "secret"):
+        problems.append(f"AWS keys {'given' if has_keys else 'missing'} with aws.credentials={how}")
+    webhook = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+               "AWS_WEB_IDENTITY_TOKEN_FILE"} & set(env)
+    if webhook:
+        problems.append(f"{sorted(webhook)} set by the chart: the EKS webhook sets them (a value here hides its)")
+    report(f"{label}: AWS credentials ({how}: ServiceAccount annotation, keys)", problems)
 
     # Mode-specific settings.
     problems = []
@@ -395,25 +415,26 @@ def check_render(name, docs, values, version, env_names):
         want = bool((mon.get(key) or {}).get("enabled"))
         if want != bool(by_kind.get(kind)):
             problems.append(f"{kind} {'missing' if want else 'rendered though disabled'}")
-    for rule in by_kind.get("PrometheusRule", []):
-        ours = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-        ref = reference_alerts()
-        if set(ours) != set(ref):
-            problems.append(f"alerts {sorted(ours)} differ from deploy/kubernetes/monitoring {sorted(ref)}")
-        for alert in set(ours) & set(ref):
-            a, b = ours[alert], ref[alert]
-            if alert != "RancherEcrCredentialsAbsent" and a["expr"] != b["expr"]:
-                problems.append(f"{alert}: expr {a['expr']!r} differs from {b['expr']!r}")
-            if a.get("for") != b.get("for") or a["labels"].get("severity") != b["labels"].get("severity"):
-                problems.append(f"{alert}: for/severity differ from deploy/kubernetes/monitoring")
-            if "{{" not in a["annotations"]["description"] and "{{" in b["annotations"]["description"]:
-                problems.append(f"{alert}: the description lost its Prometheus template")
     for sm in by_kind.get("ServiceMonitor", []):
         ports = {p["name"] for s in by_kind.get("Service", []) for p in s["spec"]["ports"]}
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") not in ports:
                 problems.append(f"ServiceMonitor endpoint port {ep.get('port')} is not a Service port")
+    # The Grafana dashboard: a ConfigMap holding deploy/monitoring/grafana's file, where and as the values say.
+    board = values.get("grafanaDashboard") or {}
+    release_ns = next((d["metadata"].get("namespace") for d in by_kind.get("Deployment", [])), None)
+    boards = [d for d in by_kind.get("ConfigMap", []) if "grafana_dashboard" in (d["metadata"].get("labels") or {})]
+    if bool(board.get("enabled")) != bool(boards):
+        problems.append(f"dashboard ConfigMap {'missing' if board.get('enabled') else 'rendered though disabled'}")
+    for cm in boards:
+        problems += check_configmap(cm, board.get("namespace") or release_ns, str(board.get("labelValue")))
     report(f"{label}: monitoring objects as asked", problems)
+    # The alerts: checked by promtool and unit-tested with deploy/monitoring/tests/, the same tests as
+    # deploy/kubernetes/monitoring's, so the chart's alerts behave as those do.
+    extra = (mon.get("prometheusRule") or {}).get("additionalAlertLabels") or {}
+    for n, rule in enumerate(by_kind.get("PrometheusRule", [])):
+        check_prometheus_rule(f"{label}: PrometheusRule {rule['metadata']['name']}", rule,
+                              RENDER_DIR / "rules" / f"{name}-{n}", alert_labels=extra)
 
 
 def daemon_env(render, workdir, ca):

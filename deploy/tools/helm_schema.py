@@ -105,8 +105,8 @@ schema = {
     "aws": obj({
         "region": s("AWS_REGION", pattern="^[a-z]{2}(-[a-z]+)+-[0-9]+$"),
         "registryIds": csv("AWS_ECR_REGISTRY_IDS", account),
-        "credentials": {"type": "string", "enum": ["irsa", "secret", "node"],
-                        "description": "irsa, secret or node"},
+        "credentials": {"type": "string", "enum": ["podIdentity", "irsa", "secret", "node"],
+                        "description": "podIdentity, irsa, secret or node"},
         "irsa": obj({
             "roleArn": s("eks.amazonaws.com/role-arn", pattern="^$|^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"),
             "stsRegionalEndpoints": b("eks.amazonaws.com/sts-regional-endpoints"),
@@ -199,6 +199,13 @@ schema = {
         "serviceMonitor": obj({"enabled": b("ServiceMonitor"), "interval": s("interval", pattern=duration, minLength=1),
                                "labels": strmap}),
         "prometheusRule": obj({"enabled": b("PrometheusRule"), "labels": strmap, "additionalAlertLabels": strmap}),
+    }),
+    "grafanaDashboard": obj({
+        "enabled": b("a ConfigMap with the Grafana dashboard"),
+        "namespace": s("namespace of the ConfigMap (empty: the release namespace)",
+                       pattern="^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        "labelValue": s("value of the grafana_dashboard label", minLength=1),
+        "annotations": strmap,
     }),
   },
   "required": ["image", "aws", "target", "daemon"],

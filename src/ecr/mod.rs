@@ -36,7 +36,7 @@ pub enum EcrError {
     /// The default credential chain found nothing.
     #[error(
         "no AWS credentials found; tried {tried}. Give the daemon credentials: AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY, a web identity (IRSA), an instance or task role, or AWS_PROFILE"
+         AWS_SECRET_ACCESS_KEY, a web identity (IRSA), EKS Pod Identity, an instance or task role, or AWS_PROFILE"
     )]
     NoCredentials { tried: String },
     /// A credential provider (a role to assume, web identity, a profile) failed.
@@ -372,7 +372,7 @@ where
                                        endpoint did not answer in time)"
                     .into(),
             ),
-            _ => EcrError::Credentials(in_words(&causes_of(credentials))),
+            _ => EcrError::Credentials(with_container_hint(in_words(&causes_of(credentials)))),
         };
     }
     let timeout =
@@ -387,6 +387,21 @@ where
         return unreachable(in_words(&causes));
     }
     EcrError::Request { host: host.to_string(), reason: in_words(&causes) }
+}
+
+/// A refusal from the container credentials endpoint (EKS Pod Identity agent, ECS) says only its status: name
+/// what the endpoint checks.
+fn with_container_hint(words: String) -> String {
+    let from_container = words.contains("HTTP credential provider")
+        && std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some_and(|v| !v.is_empty());
+    match from_container {
+        true => format!(
+            "{words}; the container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI: the EKS Pod Identity \
+             agent) refused: check the pod identity association of this ServiceAccount and the token in \
+             AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+        ),
+        false => words,
+    }
 }
 
 /// An error and its causes, outermost first.

@@ -28,6 +28,7 @@
 //! - [`heal`]: our Secrets restored when deleted or changed by someone else, and contested ones left alone;
 //! - [`tell`]: which failures become Kubernetes Events, about which object;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
+//! - [`events`]: Warning Events about our Secrets and ServiceAccounts, deduplicated and rate-limited;
 //! - [`outcome`]: how writes and failures are logged and counted (the refresh loop and the watch share it);
 //! - [`select`]: namespace names, globs, label selectors.
 
@@ -36,6 +37,7 @@ pub mod apply;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod events;
 #[cfg(test)]
 mod fake;
 pub mod heal;

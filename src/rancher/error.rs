@@ -81,10 +81,16 @@ impl RancherError {
         }
     }
 
-    pub(crate) fn transport(method: &Method, url: &str, err: reqwest::Error) -> RancherError {
+    /// A request that got no answer; `proxy` is the proxy it went through (shown without credentials), if any.
+    pub(crate) fn transport(method: &Method, url: &str, err: reqwest::Error, proxy: Option<String>) -> RancherError {
         let timeout = err.is_timeout();
         // The URL is already part of the message; the cause chain says what actually went wrong.
         let detail = redact::error_chain(&err.without_url());
+        // Through a proxy, say so: the failure may be the proxy's (refused, unreachable, its TLS not trusted).
+        let detail = match proxy {
+            Some(proxy) => format!("through proxy {proxy}: {detail}"),
+            None => detail,
+        };
         RancherError::Transport { method: method.clone(), url: url.to_string(), detail, timeout }
     }
 }

@@ -84,7 +84,8 @@ const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 pub(crate) async fn send(client: &reqwest::Client, request: reqwest::Request) -> Result<Answer, RancherError> {
     let method = request.method().clone();
     let url = request.url().to_string();
-    let response = client.execute(request).await.map_err(|e| RancherError::transport(&method, &url, e))?;
+    let response =
+        client.execute(request).await.map_err(|e| RancherError::transport(&method, &url, e, proxy_for(&url)))?;
     let status = response.status();
     if status.is_success() {
         let body = match read_capped(response, MAX_BODY_BYTES).await {
@@ -99,7 +100,7 @@ pub(crate) async fn send(client: &reqwest::Client, request: reqwest::Request) ->
                     ),
                 });
             }
-            Err(e) => return Err(RancherError::transport(&method, &url, e)),
+            Err(e) => return Err(RancherError::transport(&method, &url, e, proxy_for(&url))),
         };
         return Ok(Answer { method, url, body });
     }

@@ -129,7 +129,10 @@ impl Probe {
         let url = endpoint::under(&self.root, "v3");
         let request = self.http.get(url.clone()).header(reqwest::header::ACCEPT, "application/json");
         let method = Method::GET;
-        let response = request.send().await.map_err(|e| RancherError::transport(&method, url.as_str(), e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| RancherError::transport(&method, url.as_str(), e, http::proxy_for(url.as_str())))?;
         let schemas =
             response.headers().get("x-api-schemas").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
         let status = response.status();

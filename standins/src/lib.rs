@@ -4,6 +4,8 @@
 //! * [`cattle::FakeCattle`]: the Rancher 1.x Cattle API (`/v1`, `/v2-beta`) for registries and their credentials;
 //! * [`rancher2::FakeRancher2`]: Rancher 2's norman `/v3` API for projects and their docker credentials;
 //! * [`sts::FakeSts`]: AWS STS `AssumeRole`, telling roles apart by the access keys it hands out;
+//! * [`pod_identity::FakePodIdentityAgent`]: the EKS Pod Identity agent's `GET /v1/credentials`, serving
+//!   credentials only for the token it accepts;
 //! * [`proxy::FakeProxy`]: a forward proxy (`CONNECT` tunnels, plain or TLS-inspecting, and plain HTTP), with
 //!   [`proxy::TestCa`] and [`proxy::TlsOrigin`] for the TLS it needs;
 //!
@@ -13,6 +15,7 @@
 pub mod cattle;
 pub mod ecr;
 pub mod fault;
+pub mod pod_identity;
 pub mod proxy;
 pub mod rancher2;
 mod server;

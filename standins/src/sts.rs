@@ -181,7 +181,7 @@ impl Handler for StsHandler {
 }
 
 /// `2026-11-25T12:00:00Z` for Unix seconds (the civil-from-days algorithm).
-fn iso8601(seconds: u64) -> String {
+pub(crate) fn iso8601(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     let z = days + 719_468;

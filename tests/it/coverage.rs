@@ -109,6 +109,9 @@ async fn a_rotated_key_file_is_used_at_the_next_refresh_and_a_broken_one_keeps_t
     set(&mut env, "CATTLE_SECRET_KEY_FILE", file.to_str().unwrap());
     set(&mut env, "RETRY_DELAY", "200ms");
     set(&mut env, "RETRY_MAX_DELAY", "1s");
+    // Not the default 0.0.0.0:8080, which another test run on the same machine may hold.
+    set(&mut env, "LISTEN_ADDRESS", "127.0.0.1");
+    set(&mut env, "LISTEN_PORT", &free_port().to_string());
     // Rancher is down while the key rotates: the daemon is in its retry loop.
     cattle.set_fault(standins::Fault::new(standins::FaultKind::Status(503)));
     let daemon = Daemon::start(&env, &[]);

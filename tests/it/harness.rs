@@ -240,6 +240,7 @@ pub fn free_port() -> u16 {
 /// Every secret the tests hand the daemon, in every form it could leak in: as is, base64 (standard and URL-safe),
 /// and the `user:secret` pairs of HTTP Basic and ECR authorization tokens.
 pub fn secrets() -> Vec<String> {
+    use crate::pod_identity::{AGENT_SECRET, AGENT_SESSION_TOKEN, POD_TOKEN, ROTATED_POD_TOKEN};
     use crate::proxy::{PROXY_PASSWORD, PROXY_USER};
     use crate::rancher2::{QUAY_PASSWORD, THIRD_PASSWORD, TOKEN, TOKEN_SECRET};
     use crate::sources::{EXTERNAL_ID, PASSWORD_A, PASSWORD_B, SECRET_ONE, SECRET_TWO};
@@ -260,6 +261,10 @@ pub fn secrets() -> Vec<String> {
         TOKEN_SECRET,
         EXTERNAL_ID,
         PROXY_PASSWORD,
+        POD_TOKEN,
+        ROTATED_POD_TOKEN,
+        AGENT_SECRET,
+        AGENT_SESSION_TOKEN,
     ];
     let pairs = [
         format!("AWS:{NEW_PASSWORD}"),

@@ -253,3 +253,32 @@ async fn web_identity_goes_to_sts_through_the_proxy_too() {
     let signed_by: Vec<Option<String>> = ecr.requests().into_iter().map(|r| r.access_key_id).collect();
     assert_eq!(signed_by, [Some(sts.access_key_for(ROLE))]);
 }
+
+#[tokio::test]
+async fn a_rancher_call_the_proxy_cannot_carry_names_the_proxy() {
+    let ecr = ecr().await;
+    let proxy = FakeProxy::start(ProxyConfig::default()).await;
+    // No route for this host: the proxy answers the CONNECT with 502.
+    let mut env = env(&ecr, "https://rancher.unrouted.example/v3");
+    set(&mut env, "RANCHER_TOKEN", "token-abcde:rancher-token-secret-value");
+    unset(&mut env, "CATTLE_ACCESS_KEY");
+    unset(&mut env, "CATTLE_SECRET_KEY");
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    set(&mut env, "NO_PROXY", "127.0.0.1");
+
+    let run = run(&env, &["--once"]).await;
+
+    assert_eq!(run.code, Some(1), "{}", run.output);
+    let line = run
+        .output
+        .lines()
+        .find(|l| l.contains("rancher.unrouted.example") && l.contains("through proxy"))
+        .unwrap_or_else(|| panic!("no line names the proxy:\n{}", run.output));
+    assert!(line.contains(&format!("through proxy {}", proxy.url())), "{line}");
+    assert!(!line.contains("rancher-token-secret-value"), "{line}");
+    let seen = proxy.requests();
+    assert!(
+        seen.iter().any(|r| r.method == "CONNECT" && r.target == "rancher.unrouted.example:443" && r.status == 502),
+        "{seen:?}"
+    );
+}
