@@ -27,7 +27,7 @@ impl Kubernetes {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let place = format!("{namespace}/{name}");
         let existing = match lookup {
-            Lookup::Known(existing) => existing,
+            Lookup::Known(existing) => existing.map(|s| *s),
             Lookup::Read => {
                 let get = Call { verb: "get", resource: "secrets", place: place.clone() };
                 get.run(self.settings.timeout, api.get_opt(name)).await?

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
+use super::events::{self, Events, REPORTING_CONTROLLER};
 use super::secret::Desired;
 use super::settings::Settings;
 use crate::report::Places;
@@ -22,6 +23,8 @@ pub struct Kubernetes {
     state: Mutex<State>,
     /// Signalled after each full sync, so that the watch catches namespaces the sync did not see.
     pub(super) synced: tokio::sync::Notify,
+    /// Warning Events about our Secrets and ServiceAccounts ([`super::tell`] decides which).
+    pub(super) events: Events,
 }
 
 /// What the target knows between calls: the token to write, and which namespaces hold it.
@@ -82,7 +85,17 @@ impl Kubernetes {
     /// `client` for ordinary calls (with a read timeout), `watch_client` for watches; `server` names the API
     /// server in logs.
     pub fn new(client: kube::Client, watch_client: kube::Client, server: String, settings: Settings) -> Kubernetes {
+        let instance = crate::leader::default_identity().unwrap_or_else(|| REPORTING_CONTROLLER.to_string());
+        let events = Events::new(
+            client.clone(),
+            events::Settings {
+                enabled: settings.events,
+                instance,
+                timeout: settings.timeout.min(events::DEFAULT_TIMEOUT),
+            },
+        );
         Kubernetes {
+            events,
             client,
             watch_client,
             server,

@@ -26,8 +26,13 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// A write of a Secret or a ServiceAccount (an Event is not one).
     pub fn is_write(&self) -> bool {
-        self.method != Method::GET
+        self.method != Method::GET && !self.is_event()
+    }
+
+    pub fn is_event(&self) -> bool {
+        self.path.starts_with("/apis/events.k8s.io/")
     }
 }
 
@@ -52,6 +57,10 @@ pub struct Store {
     pub page: usize,
     /// Namespace → its uid, when not `uid-<name>` (a namespace made again).
     pub uids: BTreeMap<String, String>,
+    /// The Events received (events.k8s.io/v1, as JSON).
+    pub events: Vec<Value>,
+    /// Namespaces where creating Events is refused with 403.
+    pub events_forbidden: BTreeSet<String>,
     pub seen: Vec<Seen>,
 }
 
@@ -126,6 +135,13 @@ impl Fake {
                     })
                     .collect();
                 (StatusCode::OK, json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}))
+            }
+            (Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
+                if store.events_forbidden.contains(*ns) {
+                    return status(StatusCode::FORBIDDEN, "Forbidden", "cannot create events");
+                }
+                store.events.push(body.clone());
+                (StatusCode::CREATED, body.clone())
             }
             (Method::GET, ["api", "v1", "secrets"]) => {
                 if store.list_forbidden {
@@ -250,6 +266,7 @@ pub fn namespaces(names: &[&str], exclude: &[&str]) -> Settings {
         secret_name: "ecr-credentials".into(),
         service_accounts: Vec::new(),
         adopt: false,
+        events: true,
         timeout: Duration::from_secs(5),
     }
 }

@@ -162,12 +162,13 @@ impl Kubernetes {
                 error!(target = %target, namespace, secret = %self.settings.secret_name, writer,
                     "Another writer keeps changing our Secret ({CONTEST_LIMIT} restorations within {}): not restored in this namespace until the next refresh",
                     humantime::format_duration(CONTEST_WINDOW));
-                self.contested_event(namespace, writer).await;
+                let uid = secret.as_ref().and_then(|s| s.metadata.uid.clone());
+                self.contested_event(namespace, uid, writer).await;
                 return verdict;
             }
             _ => return verdict,
         }
-        let lookup = Lookup::Known(secret);
+        let lookup = Lookup::Known(secret.map(Box::new));
         let result = self.ensure_secret(namespace, &desired, project.as_deref(), lookup, SyncOptions::default()).await;
         let ok = result.is_ok();
         {
@@ -329,6 +330,11 @@ mod tests {
         assert_eq!(verdicts[5], Verdict::Contested { writer: Some("other-writer".into()) });
         assert_eq!(verdicts[6], Verdict::Deferred, "left alone, and said once");
         assert_eq!(writes(&fake), 5, "no hot loop");
+        let events = fake.store().events.clone();
+        let contested: Vec<_> = events.iter().filter(|e| e["reason"] == "Contested").collect();
+        assert_eq!(contested.len(), 1, "{events:?}");
+        assert!(contested[0]["note"].as_str().unwrap().contains("other-writer"), "{}", contested[0]);
+        assert_eq!(contested[0]["regarding"]["uid"], "uid-secret-fought");
 
         kube.sync(&fake::tokens("pw"), SyncOptions::default()).await.unwrap();
         fake.take_seen();

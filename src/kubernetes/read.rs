@@ -18,7 +18,7 @@ pub(super) const PAGE: u32 = 500;
 #[derive(Debug, Clone)]
 pub(super) enum Lookup {
     /// The cluster-wide LIST (or the watch) gave it: `None` when the namespace has none.
-    Known(Option<Secret>),
+    Known(Option<Box<Secret>>),
     /// Not known: read it with a GET.
     Read,
 }
@@ -30,7 +30,7 @@ impl Listed {
     /// What the LIST says of `namespace`, or [`Lookup::Read`] without a LIST.
     pub(super) fn lookup(&self, namespace: &str) -> Lookup {
         match &self.0 {
-            Some(secrets) => Lookup::Known(secrets.get(namespace).cloned()),
+            Some(secrets) => Lookup::Known(secrets.get(namespace).cloned().map(Box::new)),
             None => Lookup::Read,
         }
     }

@@ -45,6 +45,11 @@ impl Kubernetes {
             self.state().syncing = false;
         }
         let outcomes = outcomes?;
+        if !options.dry_run {
+            // Where people look: an Event about each failure (at most once per reason and object in 10 min).
+            let told = outcomes.iter().filter_map(|o| o.error.as_ref()).map(|e| self.tell(e));
+            futures_util::future::join_all(told).await;
+        }
 
         let mut report = SyncReport::default();
         let mut places = Places { total: outcomes.len(), missing: Vec::new() };

@@ -182,6 +182,7 @@ impl Kubernetes {
             outcome::log_written(target, w, desired.expires_at, false);
         }
         if let Some(error) = error {
+            self.tell(&error).await;
             let failure = Failure { host: desired.hosts(), scope: Some(namespace.to_string()), error: &error };
             outcome::on_failure(status, target, &failure);
         }
@@ -230,6 +231,7 @@ impl Kubernetes {
                 debug!(target = %target, error = %error, "ServiceAccount changed while linking")
             }
             Err(error) => {
+                self.tell(&error).await;
                 let failure = Failure {
                     host: self.settings.secret_name.clone(),
                     scope: Some(namespace.to_string()),
