@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::harness::*;
@@ -342,6 +343,11 @@ async fn a_secret_another_writer_keeps_changing_is_contested_and_left_alone_unti
     assert_eq!(output.matches("Another writer keeps changing").count(), 1, "{output}");
     let theirs = docker_config(&k8s.secret(&fought).await.unwrap());
     assert_eq!(theirs["auths"]["quay.io"]["password"], "later-4", "left alone");
+    let contested = events_in(&k8s, &fought).await;
+    assert_eq!(contested.len(), 1, "{contested:?}");
+    let (reason, kind, name, note) = &contested[0];
+    assert_eq!((reason.as_str(), kind.as_str(), name.as_str()), ("Contested", "Secret", SECRET));
+    assert!(note.contains("other-writer"), "{note}");
     // Another namespace is still restored.
     Api::<Secret>::namespaced(k8s.admin().await, &calm).delete(SECRET, &DeleteParams::default()).await.unwrap();
     wait_for(&k8s, &calm, RESTORE_LIMIT, holds_ours).await.unwrap_or_else(|| panic!("{}", daemon.output()));
@@ -503,6 +509,120 @@ async fn a_cluster_restored_on_an_empty_etcd_gets_its_secrets_back_within_five_s
     let found = server.secrets(&names).await;
     assert!(found.values().all(|held| *held), "not back within {limit:?}: {found:?}\n{}", daemon.output());
     eprintln!("namespaces made again -> every Secret back in {:?}", made.elapsed());
+    let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{output}");
+    k8s.assert_no_secrets(&output);
+}
+
+/// The Events of a namespace from this daemon: reason, kind and name of the object, note.
+async fn events_in(k8s: &Cluster, namespace: &str) -> Vec<(String, String, String, String)> {
+    let events = Api::<Event>::namespaced(k8s.admin().await, namespace).list(&Default::default()).await.unwrap();
+    events
+        .items
+        .into_iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("rancher-ecr-credentials"))
+        .map(|e| {
+            let regarding = e.regarding.unwrap_or_default();
+            (
+                e.reason.unwrap_or_default(),
+                regarding.kind.unwrap_or_default(),
+                regarding.name.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (../shared/tools/k8s); run with --include-ignored"]
+async fn a_namespace_that_refuses_writes_gets_a_write_failed_event_and_one_that_refuses_events_costs_one_warn() {
+    let Some(k8s) = cluster("a_namespace_that_refuses_writes_gets_a_write_failed_event").await else { return };
+    let ecr = ecr().await;
+    let ok = k8s.create_namespace("ok", &[]).await;
+    let denied = k8s.create_namespace("denied", &[]).await;
+    let quiet = k8s.create_namespace("quiet", &[]).await;
+    // In `quiet` a Secret of that name that is not ours: a failure, whose Event is refused there.
+    let foreign = Secret {
+        metadata: ObjectMeta { name: Some(SECRET.into()), ..Default::default() },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(BTreeMap::from([(".dockerconfigjson".to_string(), k8s_openapi::ByteString(b"{}".to_vec()))])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(k8s.admin().await, &quiet).create(&PostParams::default(), &foreign).await.unwrap();
+    // A user of its own (app-user impersonates it): the secrets role in `ok`; only Events in `denied` (writes
+    // refused); Secrets but no Events in `quiet`.
+    let user = format!("recs-ev-{}", k8s.prefix);
+    let mut yaml = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {user}-impersonate}}
+rules: [{{apiGroups: [\"\"], resources: [users], resourceNames: [\"{user}\"], verbs: [impersonate]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {user}-impersonate}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {user}-impersonate}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: app-user}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {user}-namespaces}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rancher-ecr-credentials-namespaces}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: events-only, namespace: {denied}}}
+rules: [{{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: events-only, namespace: {denied}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: events-only}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: secrets-only, namespace: {quiet}}}
+rules: [{{apiGroups: [\"\"], resources: [secrets], verbs: [get, create, patch]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: secrets-only, namespace: {quiet}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: secrets-only}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: rancher-ecr-credentials-secrets, namespace: {ok}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rancher-ecr-credentials-secrets}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
+"
+    );
+    yaml.push('\n');
+    k8s.apply(&yaml).await;
+    let kubeconfig = k8s.kubeconfig("events", &k8s.app_token, None, Some(&user));
+    let mut env = k8s.env(&ecr, &kubeconfig);
+    set(&mut env, "KUBERNETES_NAMESPACES", &format!("{}-*", k8s.prefix));
+    let daemon = Daemon::start(&env, &[]);
+    // The failing namespaces are retried (RETRY_DELAY 500 ms, up to 2 s): several syncs.
+    let started = Instant::now();
+    while daemon.output().matches("not ours").count() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not retried:\n{}", daemon.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert!(k8s.secret(&ok).await.is_some(), "{}", daemon.output());
+    let failed = events_in(&k8s, &denied).await;
+    assert_eq!(failed.len(), 1, "one Event however many retries: {failed:?}\n{}", daemon.output());
+    let (reason, kind, name, note) = &failed[0];
+    assert_eq!((reason.as_str(), kind.as_str(), name.as_str()), ("WriteFailed", "Secret", SECRET));
+    assert!(note.starts_with("get secrets: 403 forbidden"), "names verb, resource and status: {note}");
+    let output = daemon.output();
+    let warns: Vec<&str> = output.lines().filter(|l| l.contains("forbids this daemon's Events")).collect();
+    assert_eq!(warns.len(), 1, "one WARN for the namespace that refuses Events:\n{output}");
+    assert!(warns[0].contains("WARN") && warns[0].contains(&quiet), "{}", warns[0]);
+    assert!(events_in(&k8s, &quiet).await.is_empty());
     let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "{output}");
     k8s.assert_no_secrets(&output);
