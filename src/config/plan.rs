@@ -173,6 +173,7 @@ pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> Str
         }
         let _ = writeln!(out, "  secret name: {}", settings.secret_name);
         let _ = writeln!(out, "  adopt foreign secrets: {}", if settings.adopt { "yes" } else { "no" });
+        let _ = writeln!(out, "  events: {}", if settings.events { "yes" } else { "no" });
         let names: Vec<&str> = target.sources.iter().map(|&i| plan.sources[i].name.as_str()).collect();
         let _ = writeln!(out, "  sources: {}", names.join(", "));
     }
