@@ -72,7 +72,7 @@ impl Kubernetes {
                 Reads::List => info!(target = %self.name(), secret = %name,
                     "Reading the Secrets with one cluster-wide LIST by name per cycle, and watching them to restore them"),
                 Reads::Get => info!(target = %self.name(), secret = %name,
-                    "The cluster-wide LIST of the Secrets is forbidden (RBAC per namespace): reading them with one GET per namespace, and not watching them"),
+                    "The cluster-wide LIST of the Secrets is not allowed (RBAC bound per namespace): reading them with one GET per namespace, and not watching them"),
             }
         }
         Ok(Listed(match reads {
