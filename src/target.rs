@@ -48,7 +48,8 @@ impl Target {
     }
 
     /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts, to write to new ones at
-    /// once; a Rancher target has nothing to watch and returns at once.
+    /// once, and its Secrets, to restore one deleted or changed by someone else; a Rancher target has nothing to
+    /// watch and returns at once.
     pub async fn watch(&self, name: &str, status: &Status, shutdown: &CancellationToken) {
         match self {
             Target::Rancher(_) => {}
