@@ -82,6 +82,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
             auth: spec.rancher.auth.clone(),
             projects: spec.rancher.projects.clone(),
             cluster: spec.rancher.cluster.clone(),
+            projects_check_interval: spec.rancher.projects_check_interval,
             environments: spec.rancher.environments.clone(),
         };
         let target = Rancher::new(http, spec.rancher.endpoint.clone(), settings);
@@ -161,6 +162,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
                 schedule: config.schedule.clone(),
                 backoff: config.backoff.clone(),
                 status: status.clone(),
+                trigger: Arc::default(),
             }
         })
         .collect();
@@ -198,7 +200,14 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
     let loops = join_all(refreshers.iter().map(|r| r.run(&shutdown, &permits)));
     // Kubernetes targets also watch namespaces and ServiceAccounts, to write to new ones at once.
     let watches = join_all(refreshers.iter().map(|r| r.target.watch(&r.name, &status, &shutdown)));
-    tokio::join!(loops, watches);
+    // With KUBERNETES_DIAGNOSE_PULLS, failed ECR pulls are diagnosed on the Pod; an expired token wakes the loop.
+    let (status_ref, shutdown_ref) = (&status, &shutdown);
+    let diagnoses = join_all(refreshers.iter().map(|r| {
+        let trigger = r.trigger.clone();
+        let refresh_now = move |registry: &str| trigger.request(registry);
+        async move { r.target.diagnose_pulls(&r.name, status_ref, &refresh_now, shutdown_ref).await }
+    }));
+    tokio::join!(loops, watches, diagnoses);
     // The loops end only on shutdown; give the health server a moment to close its connections.
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
     info!("Stopped");

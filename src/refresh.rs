@@ -2,7 +2,9 @@
 //!
 //! One cycle never touches the target unless every ECR entry decoded cleanly. After a success the next cycle is
 //! due at a share of the token's remaining lifetime ([`Schedule`]); after a failure, sooner ([`Backoff`]).
-//! Cancellation ends the loop at once, during a sleep or in the middle of a cycle.
+//! Cancellation ends the loop at once, during a sleep or in the middle of a cycle. A [`Trigger`] ends a sleep
+//! early: a refresh now, with new tokens from ECR for the registries it names (a failed pull diagnosed an
+//! expired token).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,11 +34,21 @@ pub struct Source {
     /// The forms of each ECR host that are written where entries are created.
     host_forms: Vec<HostForm>,
     fetched: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<RegistryToken>)>>,
+    /// The ECR hosts of the last tokens fetched (before REGISTRY_ADDRESS_MAP), to know which registries this
+    /// source covers.
+    registries: std::sync::Mutex<Vec<String>>,
 }
 
 impl Source {
     pub fn new(name: String, ecr: Ecr, addresses: Vec<(String, String)>, host_forms: Vec<HostForm>) -> Source {
-        Source { name, ecr, addresses, host_forms, fetched: tokio::sync::Mutex::new(None) }
+        Source {
+            name,
+            ecr,
+            addresses,
+            host_forms,
+            fetched: tokio::sync::Mutex::new(None),
+            registries: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// The tokens of this source, each under the address the targets know its registry by. Errors are not kept:
@@ -49,6 +61,7 @@ impl Source {
             return Ok(tokens.clone());
         }
         let mut tokens = self.ecr.fetch_tokens().await?;
+        *self.registries.lock().unwrap_or_else(|p| p.into_inner()) = tokens.iter().map(|t| t.host.clone()).collect();
         debug!(source = %self.name, region = self.ecr.region(), registries = tokens.len(), "Got ECR authorization tokens");
         for token in &mut tokens {
             match self.addresses.iter().find(|(host, _)| *host == token.host) {
@@ -61,6 +74,41 @@ impl Source {
         }
         *fetched = Some((tokio::time::Instant::now(), tokens.clone()));
         Ok(tokens)
+    }
+
+    /// True when the last tokens of this source included `registry` (an ECR host, in any of its forms), or
+    /// when it has not fetched any yet.
+    pub fn covers(&self, registry: &str) -> bool {
+        let registries = self.registries.lock().unwrap_or_else(|p| p.into_inner());
+        registries.is_empty() || registries.iter().any(|host| address::same_registry(host, registry))
+    }
+
+    /// Drops the tokens kept for reuse: the next [`Source::tokens`] asks ECR.
+    pub async fn forget_tokens(&self) {
+        *self.fetched.lock().await = None;
+    }
+}
+
+/// Asks a target's loop to refresh now, with new tokens from ECR for the registries named. Requests made
+/// while a refresh runs are served by the next one, right after it.
+#[derive(Default)]
+pub struct Trigger {
+    registries: std::sync::Mutex<Vec<String>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Trigger {
+    /// Asks for a refresh now with a new token of `registry` (an ECR host). Rate-limiting is the caller's.
+    pub fn request(&self, registry: &str) {
+        let mut registries = self.registries.lock().unwrap_or_else(|p| p.into_inner());
+        if !registries.iter().any(|r| r == registry) {
+            registries.push(registry.to_string());
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.registries.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -76,6 +124,8 @@ pub struct Refresher {
     pub schedule: Schedule,
     pub backoff: Backoff,
     pub status: Arc<Status>,
+    /// Ends a sleep early, for a refresh with new tokens now.
+    pub trigger: Arc<Trigger>,
 }
 
 /// A cycle that brought every ECR host up to date in the target.
@@ -253,10 +303,24 @@ impl Refresher {
     /// Refreshes at once, then whenever the next refresh is due, until `shutdown` is cancelled. Holds a permit of
     /// `permits` during each refresh, which bounds how many targets refresh at the same time.
     pub async fn run(&self, shutdown: &CancellationToken, permits: &tokio::sync::Semaphore) {
-        let pacing =
-            Pacing { target: &self.name, schedule: &self.schedule, backoff: &self.backoff, status: &self.status };
+        let pacing = Pacing {
+            target: &self.name,
+            schedule: &self.schedule,
+            backoff: &self.backoff,
+            status: &self.status,
+            wake: Some(&self.trigger.wake),
+        };
         drive(&pacing, shutdown, || async {
             let _permit = permits.acquire().await;
+            let forced = self.trigger.take();
+            if !forced.is_empty() {
+                for source in &self.sources {
+                    if forced.iter().any(|registry| source.covers(registry)) {
+                        source.forget_tokens().await;
+                    }
+                }
+                info!(target = %self.name, registries = %forced.join(","), "Refreshing now: a failed pull showed an expired token");
+            }
             self.refresh_once().await
         })
         .await;
@@ -269,6 +333,8 @@ pub struct Pacing<'a> {
     pub schedule: &'a Schedule,
     pub backoff: &'a Backoff,
     pub status: &'a Status,
+    /// Ends a sleep early (a [`Trigger`]).
+    pub wake: Option<&'a tokio::sync::Notify>,
 }
 
 impl Pacing<'_> {
@@ -323,7 +389,15 @@ where
             biased;
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
+            _ = woken(pacing.wake) => debug!(target = %pacing.target, "Woken for a refresh now"),
         }
+    }
+}
+
+async fn woken(wake: Option<&tokio::sync::Notify>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -378,7 +452,7 @@ mod tests {
     /// Runs the loop on scripted outcomes and returns the time of each refresh, relative to the first.
     async fn refresh_times(script: Vec<Result<CycleSuccess, CycleError>>) -> Vec<Duration> {
         let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
-        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status };
+        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status, wake: None };
         let shutdown = CancellationToken::new();
         let script = Mutex::new(VecDeque::from(script));
         let calls = Mutex::new(Vec::new());
@@ -467,7 +541,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutdown_ends_a_long_sleep_at_once() {
         let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
-        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status };
+        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status, wake: None };
         let shutdown = CancellationToken::new();
         let canceller = shutdown.clone();
         tokio::spawn(async move {
@@ -488,7 +562,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutdown_abandons_a_refresh_in_flight() {
         let (schedule, backoff, status) = (Schedule::default(), Backoff::default(), Status::new(&["t".into()]));
-        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status };
+        let pacing = Pacing { target: "t", schedule: &schedule, backoff: &backoff, status: &status, wake: None };
         let shutdown = CancellationToken::new();
         let canceller = shutdown.clone();
         tokio::spawn(async move {

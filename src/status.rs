@@ -68,6 +68,11 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PullFailureLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     commit: &'static str,
@@ -81,6 +86,7 @@ struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     ready: Gauge,
     places: Family<PlaceLabels, Gauge>,
+    pull_failures: Family<PullFailureLabels, Counter>,
 }
 
 /// Where a target's loop is.
@@ -148,6 +154,7 @@ impl Status {
             errors: Family::default(),
             ready: Gauge::default(),
             places: Family::default(),
+            pull_failures: Family::default(),
         };
         let mut registry = Registry::with_prefix("rancher_ecr_credentials");
         registry.register("refreshes", "Refreshes by target and result (success, failure)", metrics.refreshes.clone());
@@ -168,6 +175,11 @@ impl Status {
             "places",
             "Kubernetes targets: namespaces (or Rancher projects) by state (current: holds the current token, missing)",
             metrics.places.clone(),
+        );
+        registry.register(
+            "pull_failures",
+            "Kubernetes targets: failed ECR pulls diagnosed on a Pod, by the reason of the Event written (ECRTokenExpired, ...)",
+            metrics.pull_failures.clone(),
         );
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info.get_or_create(&BuildLabels { version: VERSION, commit: COMMIT }).set(1);
@@ -236,6 +248,18 @@ impl Status {
         inner.targets.entry(target.to_string()).or_default().last_error = Some(error.to_string());
         self.metrics.refreshes.get_or_create(&ResultLabels { target: target.to_string(), result: "failure" }).inc();
         self.metrics.duration.observe(took.as_secs_f64());
+    }
+
+    /// Makes the pull-failure counters of these reasons visible at 0 (the diagnosis is on).
+    pub fn pull_failure_reasons(&self, reasons: &[&'static str]) {
+        for reason in reasons {
+            let _ = self.metrics.pull_failures.get_or_create(&PullFailureLabels { reason });
+        }
+    }
+
+    /// Counts one failed pull diagnosed on a Pod, by the reason of the Event written.
+    pub fn pull_failure(&self, reason: &'static str) {
+        self.metrics.pull_failures.get_or_create(&PullFailureLabels { reason }).inc();
     }
 
     pub fn error(&self, source: &'static str, kind: &'static str) {

@@ -47,13 +47,35 @@ impl Target {
         }
     }
 
-    /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts, to write to new ones at
-    /// once, and its Secrets, to restore one deleted or changed by someone else; a Rancher target has nothing to
-    /// watch and returns at once.
+    /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts (namespace mode) or the
+    /// Rancher projects of its patterns (project mode), to write to new ones at once, and its Secrets, to restore
+    /// one deleted or changed by someone else; a Rancher 2 target that covers every project (of a cluster) checks
+    /// for new projects at its interval.
     pub async fn watch(&self, name: &str, status: &Status, shutdown: &CancellationToken) {
         match self {
+            Target::Rancher(rancher) => rancher.watch(name, status, shutdown).await,
+            Target::Kubernetes(kubernetes) => {
+                tokio::join!(
+                    kubernetes.watch(name, status, shutdown),
+                    kubernetes.watch_projects(name, status, shutdown)
+                );
+            }
+        }
+    }
+
+    /// A Kubernetes target with `KUBERNETES_DIAGNOSE_PULLS` watches kubelet's Events for failed ECR pulls and
+    /// says their cause on the Pod; `refresh_now` asks this target's loop for a new token of a registry. Returns
+    /// at once otherwise.
+    pub async fn diagnose_pulls(
+        &self,
+        name: &str,
+        status: &Status,
+        refresh_now: &(dyn Fn(&str) + Send + Sync),
+        shutdown: &CancellationToken,
+    ) {
+        match self {
             Target::Rancher(_) => {}
-            Target::Kubernetes(kubernetes) => kubernetes.watch(name, status, shutdown).await,
+            Target::Kubernetes(kubernetes) => kubernetes.diagnose_pulls(name, status, refresh_now, shutdown).await,
         }
     }
 

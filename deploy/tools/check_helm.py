@@ -37,7 +37,7 @@ AWS_SDK_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"
                "AWS_CA_BUNDLE", "SSL_CERT_FILE"}
 KUBERNETES_ENV = {"KUBERNETES_NAMESPACES", "KUBERNETES_NAMESPACE_SELECTOR", "KUBERNETES_EXCLUDE_NAMESPACES",
                   "KUBERNETES_SECRET_NAME", "KUBERNETES_SERVICE_ACCOUNTS", "KUBERNETES_CONTEXT",
-                  "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS"}
+                  "KUBERNETES_ADOPT_SECRETS", "RANCHER_PROJECT_SECRETS", "KUBERNETES_DIAGNOSE_PULLS"}
 # Keys of the configuration file: README "configuration file", plus the Kubernetes target's (issue 11).
 SOURCE_KEYS = {"name", "region", "registry_ids", "role_arn", "external_id", "external_id_file", "session_name",
                "session_duration", "endpoint", "addresses", "public"}
@@ -45,17 +45,26 @@ TARGET_KEYS = {"name", "url", "api", "access_key", "access_key_file", "secret_ke
                "token_file", "ca_bundle", "insecure_skip_verify", "timeout", "projects", "cluster", "environments",
                "auto_create",
                "sources", "kubeconfig", "context", "namespaces", "namespace_selector", "exclude_namespaces",
-               "secret_name", "service_accounts", "adopt", "rancher_projects"}
+               "secret_name", "service_accounts", "adopt", "rancher_projects", "projects_check_interval",
+               "diagnose_pulls"}
 SECRET_FILE_KEYS = {"token", "access_key", "secret_key", "external_id"}
 # The RBAC rules the Kubernetes target may have, and nothing else: issue 11's list, plus serviceaccounts
 # list/watch (the daemon watches ServiceAccounts in every namespace; deploy/helm/validate shows the 403 without),
+# plus projects list/watch for RANCHER_PROJECT_SECRETS c-xxxxx:* and * (issue 20; checked per form below).
 # and issue 16's secrets list/watch by name (one LIST per cycle, the watch that restores them) and events.
 ALLOWED_RULES = {
     ("", "namespaces"): {"list", "watch"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "serviceaccounts"): {"get", "patch", "list", "watch"},
-    ("management.cattle.io", "projects"): {"get"},
+    ("management.cattle.io", "projects"): {"get", "list", "watch"},
+}
+# KUBERNETES_DIAGNOSE_PULLS adds these, and only it (issue 19): kubelet's Events read and one written on the Pod,
+# the Pod and its ServiceAccount read by name (pods are never listed).
+DIAGNOSE_RULES = {
+    ("", "events"): {"get", "list", "watch", "create"},
+    ("", "pods"): {"get"},
+    ("", "serviceaccounts"): {"get"},
 }
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
@@ -366,6 +375,10 @@ def check_render(name, docs, values, version, env_names):
     # RBAC: exactly the rules of the Kubernetes target.
     problems = []
     granted = {}
+    needs_diagnose = env.get("KUBERNETES_DIAGNOSE_PULLS") == "true" or (
+        mode == "file" and any(t.get("diagnose_pulls") for t in values["configFile"]["targets"]))
+    allowed = {key: ALLOWED_RULES.get(key, set()) | (DIAGNOSE_RULES.get(key, set()) if needs_diagnose else set())
+               for key in set(ALLOWED_RULES) | set(DIAGNOSE_RULES)}
     for kind in ("ClusterRole", "Role"):
         for role in by_kind.get(kind, []):
             for rule in role.get("rules", []):
@@ -375,7 +388,7 @@ def check_render(name, docs, values, version, env_names):
                 for group in rule.get("apiGroups", []):
                     for res in rule.get("resources", []):
                         verbs = set(rule.get("verbs", []))
-                        extra = verbs - ALLOWED_RULES.get((group, res), set())
+                        extra = verbs - allowed.get((group, res), set())
                         if extra:
                             problems.append(f"{kind} {role['metadata']['name']}: {res}.{group or 'core'} {sorted(extra)} "
                                             "is more than the Kubernetes target needs")
@@ -389,10 +402,42 @@ def check_render(name, docs, values, version, env_names):
             problems.append("secrets list/watch by name missing (one LIST per cycle, and the watch that restores them)")
         if ("events.k8s.io", "events") not in granted:
             problems.append("no rule for events (events.k8s.io create/patch)")
-        if needs_sa != (("", "serviceaccounts") in granted):
-            problems.append(f"serviceaccounts rule {'missing' if needs_sa else 'not needed'}")
+        if (needs_sa or needs_diagnose) != (("", "serviceaccounts") in granted):
+            problems.append(f"serviceaccounts rule {'missing' if needs_sa or needs_diagnose else 'not needed'}")
+        if needs_diagnose != (("", "events") in granted and ("", "pods") in granted):
+            problems.append(f"events and pods rules {'missing' if needs_diagnose else 'not needed'}")
     elif mode != "rancher":
         problems.append(f"mode {mode} without RBAC")
+    # Projects, by form: ids get only; c-xxxxx:* list/watch in the cluster's namespace only (a Role); * list/watch
+    # everywhere (a ClusterRole); either pattern also namespaces list/watch and the Secret in every namespace.
+    if mode == "file":
+        forms = [p for t in values["configFile"]["targets"] for p in (t.get("rancher_projects") or [])]
+    else:
+        forms = [p.strip() for p in (env.get("RANCHER_PROJECT_SECRETS") or "").split(",") if p.strip()]
+    watching = {}  # namespace (None: cluster-wide) -> projects verbs
+    cluster_rules = {}
+    for kind in ("ClusterRole", "Role"):
+        for role in by_kind.get(kind, []):
+            for rule in role.get("rules", []):
+                for group in rule.get("apiGroups", []):
+                    for res in rule.get("resources", []):
+                        if kind == "ClusterRole":
+                            cluster_rules.setdefault((group, res), set()).update(rule.get("verbs", []))
+                        if (group, res) == ("management.cattle.io", "projects") and "watch" in rule.get("verbs", []):
+                            watching.setdefault(role["metadata"].get("namespace"), set()).update(rule["verbs"])
+    want = set()
+    if "*" in forms:
+        want = {None}
+    else:
+        want = {f[:-2] for f in forms if f.endswith(":*")}
+    if set(watching) != want:
+        problems.append(f"projects list/watch granted in {sorted(map(str, watching))}, the forms {forms} need "
+                        f"{sorted(map(str, want))} (None: cluster-wide)")
+    if want:
+        if not {"list", "watch"} <= cluster_rules.get(("", "namespaces"), set()):
+            problems.append("c-xxxxx:* or * without namespaces list/watch (a new project's backing namespace)")
+        if "create" not in cluster_rules.get(("", "secrets"), set()):
+            problems.append("c-xxxxx:* or * without the Secret in every namespace (backing namespaces to come)")
     bound = {(b["roleRef"]["kind"], b["roleRef"]["name"], b["metadata"].get("namespace"))
              for kind in ("ClusterRoleBinding", "RoleBinding") for b in by_kind.get(kind, [])}
     for kind in ("ClusterRole", "Role"):

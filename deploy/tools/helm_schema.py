@@ -47,6 +47,8 @@ strmap = {"type": "object", "additionalProperties": {"type": "string"}}
 duration = "^$|^([0-9]+(ms|s|m|h|d))+$"
 account = "^[0-9]{12}$"
 project = "^[a-z0-9-]+:p-[a-z0-9]+$"
+# RANCHER_PROJECT_SECRETS also takes every project of a cluster (c-xxxxx:*) and every project (*).
+project_pattern = "^([a-z0-9-]+:p-[a-z0-9]+|[a-z0-9-]+:[*]|[*])$"
 list_of_str = {"type": "array", "items": {"type": "string"}}
 
 source = obj({
@@ -83,7 +85,9 @@ target = obj({
     "secret_name": s("Secret name", pattern="^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
     "service_accounts": list_of_str,
     "adopt": {"type": "boolean"},
-    "rancher_projects": {"type": "array", "items": {"type": "string", "pattern": project}},
+    "diagnose_pulls": {"type": "boolean"},
+    "rancher_projects": {"type": "array", "items": {"type": "string", "pattern": project_pattern}},
+    "projects_check_interval": s("RANCHER_PROJECTS_CHECK_INTERVAL", pattern=duration),
 }, required=["name"], desc="a [[target]] of the configuration file (token, access_key, secret_key and kubeconfig are not accepted: "
    "use the *Secret references; Kubernetes targets use the pod's ServiceAccount)")
 
@@ -141,6 +145,7 @@ schema = {
             "api": {"type": "string", "enum": ["auto", "cattle", "v3"]},
             "projects": csv("RANCHER_PROJECTS", project),
             "cluster": s("RANCHER_CLUSTER", pattern="^$|^[a-z0-9-]+$"),
+            "projectsCheckInterval": s("RANCHER_PROJECTS_CHECK_INTERVAL", pattern=duration),
             "autoCreate": b("AUTO_CREATE"),
             "timeout": s("RANCHER_TIMEOUT", pattern=duration),
             "insecureSkipVerify": b("CATTLE_INSECURE_SKIP_VERIFY"),
@@ -155,9 +160,10 @@ schema = {
             "secretName": s("KUBERNETES_SECRET_NAME", pattern="^$|^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
             "serviceAccounts": csv("KUBERNETES_SERVICE_ACCOUNTS"),
             "adoptSecrets": b("KUBERNETES_ADOPT_SECRETS"),
+            "diagnosePulls": b("KUBERNETES_DIAGNOSE_PULLS"),
         }),
         "rancherProjectSecrets": obj({
-            "projects": csv("RANCHER_PROJECT_SECRETS", project),
+            "projects": csv("RANCHER_PROJECT_SECRETS", project_pattern),
             "secretName": s("KUBERNETES_SECRET_NAME", pattern="^$|^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
             "adoptSecrets": b("KUBERNETES_ADOPT_SECRETS"),
             "backingNamespaces": csv("backing namespaces for rbac.scope namespaced"),

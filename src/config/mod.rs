@@ -226,6 +226,14 @@ mod tests {
             panic!("project mode expected")
         };
         assert_eq!(projects, &["c-a:p-b"]);
+        let patterns = config(&["--rancher-project-secrets=c-a:*, local:p-b", &kubeconfig]).unwrap();
+        let described = plan::describe(&patterns.plan, &[], &["k".into()]);
+        assert!(
+            described.contains("projects: c-a:* (every project of cluster c-a, watched), local:p-b"),
+            "{described}"
+        );
+        let err = config(&["--rancher-project-secrets=c-a:p*", &kubeconfig]).unwrap_err();
+        assert_eq!(err.setting, "RANCHER_PROJECT_SECRETS");
 
         let stray = config(&[URL, "--kubernetes-secret-name=x", &kubeconfig]).unwrap_err();
         assert_eq!(stray.setting, "KUBERNETES_NAMESPACES");
@@ -389,6 +397,27 @@ mod tests {
         assert!(matches!(token.plan.targets[0].rancher.auth, RancherAuth::Token(_)));
         let both = config(&[v3, "--rancher-token=t:s", "--cattle-access-key=a", "--cattle-secret-key=b"]);
         assert_eq!(both.unwrap_err().setting, "RANCHER_TOKEN");
+    }
+
+    #[test]
+    fn the_projects_check_interval_is_for_a_v3_root_that_covers_every_project() {
+        let v3 = "--cattle-url=https://rancher.example.com/v3";
+        let default = config(&[v3, "--rancher-cluster=c-a"]).unwrap();
+        assert_eq!(default.plan.targets[0].rancher.projects_check_interval, Duration::from_secs(300));
+        let set = config(&[v3, "--rancher-projects-check-interval=30s"]).unwrap();
+        assert_eq!(set.plan.targets[0].rancher.projects_check_interval, Duration::from_secs(30));
+        let described = plan::describe(&set.plan, &[], &["t".into()]);
+        assert!(described.contains("new projects: looked for every 30s"), "{described}");
+        for bad in [
+            vec![v3, "--rancher-projects-check-interval=0s"],
+            vec![v3, "--rancher-projects-check-interval=often"],
+            vec![v3, "--rancher-projects=c-a:p-b", "--rancher-projects-check-interval=1m"],
+            vec!["--cattle-url=https://r/v3/projects/c-a:p-b", "--rancher-projects-check-interval=1m"],
+            vec![URL, "--rancher-projects-check-interval=1m"],
+        ] {
+            let err = config(&bad).unwrap_err();
+            assert_eq!(err.setting, "RANCHER_PROJECTS_CHECK_INTERVAL", "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -124,6 +124,14 @@ pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> Str
         if let Some(cluster) = &target.rancher.cluster {
             let _ = writeln!(out, "  cluster: {cluster}");
         }
+        let every_project = match &target.rancher.endpoint {
+            Endpoint::V3 { project: None, .. } | Endpoint::Unversioned { .. } => target.rancher.projects.is_empty(),
+            _ => false,
+        };
+        if every_project {
+            let every = humantime::format_duration(target.rancher.projects_check_interval);
+            let _ = writeln!(out, "  new projects: looked for every {every} (Rancher 2)");
+        }
         if target.rancher.tls.ca_bundle.is_some() {
             let _ = writeln!(out, "  TLS: extra CA bundle");
         }
@@ -168,12 +176,23 @@ pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> Str
                     out,
                     "  mode: Rancher project-scoped secrets (Rancher copies them into the projects' namespaces)"
                 );
-                let _ = writeln!(out, "  projects: {}", projects.join(", "));
+                let shown: Vec<String> = projects
+                    .iter()
+                    .map(|p| match (p.as_str(), p.strip_suffix(":*")) {
+                        ("*", _) => "* (every project of every cluster, watched)".to_string(),
+                        (_, Some(cluster)) => format!("{p} (every project of cluster {cluster}, watched)"),
+                        _ => p.clone(),
+                    })
+                    .collect();
+                let _ = writeln!(out, "  projects: {}", shown.join(", "));
             }
         }
         let _ = writeln!(out, "  secret name: {}", settings.secret_name);
         let _ = writeln!(out, "  adopt foreign secrets: {}", if settings.adopt { "yes" } else { "no" });
         let _ = writeln!(out, "  events: {}", if settings.events { "yes" } else { "no" });
+        if settings.diagnose_pulls {
+            let _ = writeln!(out, "  diagnose failed pulls: yes (Warning Events on Pods)");
+        }
         let names: Vec<&str> = target.sources.iter().map(|&i| plan.sources[i].name.as_str()).collect();
         let _ = writeln!(out, "  sources: {}", names.join(", "));
     }

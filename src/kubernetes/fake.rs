@@ -208,6 +208,10 @@ impl Fake {
                 account["metadata"]["resourceVersion"] = json!((version.unwrap_or(0) + 1).to_string());
                 (StatusCode::OK, account.clone())
             }
+            (Method::GET, ["apis", "management.cattle.io", "v3", "projects"]) => projects_list(&store, None),
+            (Method::GET, ["apis", "management.cattle.io", "v3", "namespaces", cluster, "projects"]) => {
+                projects_list(&store, Some(cluster))
+            }
             (Method::GET, ["apis", "management.cattle.io", "v3", "namespaces", cluster, "projects", project]) => {
                 match store.projects.get(&(cluster.to_string(), project.to_string())) {
                     Some(backing) => (
@@ -224,6 +228,24 @@ impl Fake {
             _ => status(StatusCode::NOT_FOUND, "NotFound", &format!("the fake does not serve {method} {path}")),
         }
     }
+}
+
+/// The projects of one cluster's namespace, or of all.
+fn projects_list(store: &Store, cluster: Option<&str>) -> (StatusCode, Value) {
+    let items: Vec<Value> = store
+        .projects
+        .iter()
+        .filter(|((c, _), _)| cluster.is_none_or(|wanted| wanted == c))
+        .map(|((c, p), backing)| {
+            json!({
+                "apiVersion": "management.cattle.io/v3", "kind": "Project",
+                "metadata": {"name": p, "namespace": c},
+                "status": {"backingNamespace": backing},
+            })
+        })
+        .collect();
+    let list = json!({"apiVersion": "management.cattle.io/v3", "kind": "ProjectList", "metadata": {}, "items": items});
+    (StatusCode::OK, list)
 }
 
 fn found(object: Option<&Value>) -> (StatusCode, Value) {
@@ -268,6 +290,7 @@ pub fn namespaces(names: &[&str], exclude: &[&str]) -> Settings {
         adopt: false,
         events: true,
         timeout: Duration::from_secs(5),
+        diagnose_pulls: false,
     }
 }
 

@@ -27,6 +27,9 @@
 //! - [`relist`]: the watches' LIST-then-WATCH loop, listing again whenever a watch ends early;
 //! - [`heal`]: our Secrets restored when deleted or changed by someone else, and contested ones left alone;
 //! - [`tell`]: which failures become Kubernetes Events, about which object;
+//! - [`watch`]: new namespaces and ServiceAccounts between refreshes;
+//! - [`diagnose`]: failed ECR pulls diagnosed on the Pod (`KUBERNETES_DIAGNOSE_PULLS`), with
+//!   [`pull_failure`] reading kubelet's Events;
 //! - [`error`]: [`KubernetesError`] and the calls that make it;
 //! - [`events`]: Warning Events about our Secrets and ServiceAccounts, deduplicated and rate-limited;
 //! - [`outcome`]: how writes and failures are logged and counted (the refresh loop and the watch share it);
@@ -36,6 +39,7 @@ pub mod accounts;
 pub mod apply;
 pub mod cluster;
 pub mod connection;
+pub mod diagnose;
 pub mod error;
 pub mod events;
 #[cfg(test)]
@@ -44,6 +48,7 @@ pub mod heal;
 pub mod namespaces;
 pub mod outcome;
 pub mod projects;
+pub mod pull_failure;
 pub mod read;
 pub mod relist;
 pub mod secret;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::connection::{self, KubeConnection};
 pub use super::connection::{CONTEXT, KUBECONFIG};
 use super::select::{self, Selection};
-use crate::setting::{Given, Kind, Setting, SettingError, invalid, project_ids};
+use crate::setting::{Given, Kind, Setting, SettingError, invalid, is_project_id};
 
 pub const NAMESPACES: Setting = Setting::new(
     "KUBERNETES_NAMESPACES",
@@ -73,11 +73,20 @@ pub const PROJECT_SECRETS: Setting = Setting::new(
     "rancher_projects",
     "IDS",
     Kind::List,
-    "Rancher 2.12+ project-scoped secrets: comma-separated project ids (c-xxxxx:p-xxxxx); the Secret goes into each project's backing namespace on Rancher's local cluster (KUBECONFIG pointing at https://<rancher>/k8s/clusters/local) and Rancher copies it into the project's namespaces.",
+    "Rancher 2.12+ project-scoped secrets: comma-separated project ids (c-xxxxx:p-xxxxx), every project of a cluster (c-xxxxx:*), or every project of every cluster (*); the Secret goes into each project's backing namespace on Rancher's local cluster (KUBECONFIG pointing at https://<rancher>/k8s/clusters/local) and Rancher copies it into the project's namespaces. Projects of a pattern are listed at each refresh and watched between refreshes.",
+);
+
+pub const DIAGNOSE_PULLS: Setting = Setting::new(
+    "KUBERNETES_DIAGNOSE_PULLS",
+    "kubernetes-diagnose-pulls",
+    "diagnose_pulls",
+    "BOOL",
+    Kind::Bool,
+    "Kubernetes target (namespaces): watch kubelet's Events for failed pulls from ECR hosts, say the cause on the Pod as a Warning Event (ECRPullSecretMissing, ECRPullSecretNotReferenced, ECRRegistryNotCovered, ECRTokenExpired, ECRAccessDenied, ECRImageNotFound), and refresh at once when the token expired (at most once per registry per 5 minutes): true or false (default false). Needs events get/list/watch/create, pods get and serviceaccounts get.",
 );
 
 /// The settings of a Kubernetes target, in the order `--help` shows them.
-pub const SETTINGS: [&Setting; 10] = [
+pub const SETTINGS: [&Setting; 11] = [
     &NAMESPACES,
     &SELECTOR,
     &EXCLUDE,
@@ -87,6 +96,7 @@ pub const SETTINGS: [&Setting; 10] = [
     &ADOPT,
     &EVENTS,
     &PROJECT_SECRETS,
+    &DIAGNOSE_PULLS,
     &KUBECONFIG,
 ];
 /// Any of these selects a Kubernetes target in the environment form.
@@ -99,7 +109,8 @@ pub const DEFAULT_SECRET_NAME: &str = "ecr-credentials";
 pub enum Mode {
     /// One Secret in each selected namespace.
     Namespaces(Selection),
-    /// Rancher 2.12+ project-scoped secrets: project ids `c-xxxxx:p-xxxxx` (cluster namespace : project name).
+    /// Rancher 2.12+ project-scoped secrets: project ids `c-xxxxx:p-xxxxx` (cluster namespace : project name),
+    /// `c-xxxxx:*` (every project of that cluster) or `*` (every project of every cluster), as given.
     Projects(Vec<String>),
 }
 
@@ -116,6 +127,8 @@ pub struct Settings {
     pub events: bool,
     /// Time limit of each call (watches excepted).
     pub timeout: Duration,
+    /// Watch kubelet's Events for failed ECR pulls and diagnose them ([`super::diagnose`]).
+    pub diagnose_pulls: bool,
 }
 
 /// A checked Kubernetes target: how to reach the API server, and what to write there.
@@ -137,7 +150,7 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
         select::check_selector(selector).map_err(|p| invalid(&SELECTOR, p))?;
     }
     let exclude = globs(&EXCLUDE)?;
-    let projects = project_ids(given, &PROJECT_SECRETS)?;
+    let projects = project_patterns(given)?;
     let secret_name = given.value(&SECRET_NAME).unwrap_or_else(|| DEFAULT_SECRET_NAME.to_string());
     if !select::is_dns_subdomain(&secret_name) {
         return Err(invalid(
@@ -157,6 +170,7 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
     let adopt = given.flag(&ADOPT)?;
     // On unless turned off.
     let events = given.value(&EVENTS).is_none() || given.flag(&EVENTS)?;
+    let diagnose_pulls = given.flag(&DIAGNOSE_PULLS)?;
     let [namespaces_name, selector_name, projects_name] = SELECTING.map(|s| given.name(s));
     let mode = match (names.is_empty() && selector.is_none(), projects.is_empty()) {
         (false, false) => {
@@ -178,6 +192,9 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
             if !exclude.is_empty() {
                 return Err(invalid(&EXCLUDE, format!("only for namespaces, not with {projects_name}")));
             }
+            if diagnose_pulls {
+                return Err(invalid(&DIAGNOSE_PULLS, format!("only for namespaces, not with {projects_name}")));
+            }
             if !service_accounts.is_empty() {
                 return Err(invalid(
                     &SERVICE_ACCOUNTS,
@@ -190,6 +207,43 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
     let connection = connection::read(given)?;
     Ok(KubernetesSettings {
         connection,
-        target: Settings { mode, secret_name, service_accounts, adopt, events, timeout },
+        target: Settings { mode, secret_name, service_accounts, adopt, events, timeout, diagnose_pulls },
     })
+}
+
+/// RANCHER_PROJECT_SECRETS: project ids, `<cluster>:*` or `*`, checked and without duplicates.
+fn project_patterns(given: &dyn Given) -> Result<Vec<String>, SettingError> {
+    let mut projects: Vec<String> = Vec::new();
+    for id in given.list(&PROJECT_SECRETS) {
+        let cluster_pattern = id.strip_suffix(":*").is_some_and(|cluster| is_project_id(&format!("{cluster}:p")));
+        if id != "*" && !cluster_pattern && !is_project_id(&id) {
+            return Err(invalid(
+                &PROJECT_SECRETS,
+                format!(
+                    "'{id}' is not a project id (c-xxxxx:p-xxxxx), every project of a cluster (c-xxxxx:*) or every project (*)"
+                ),
+            ));
+        }
+        if !projects.contains(&id) {
+            projects.push(id);
+        }
+    }
+    Ok(projects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setting::Values;
+
+    #[test]
+    fn project_secrets_take_ids_a_cluster_pattern_and_a_star() {
+        let given = Values(vec![("RANCHER_PROJECT_SECRETS", "c-abc12:*, local:p-xyz34,*,c-abc12:*")]);
+        assert_eq!(project_patterns(&given).unwrap(), ["c-abc12:*", "local:p-xyz34", "*"]);
+        for bad in ["c-abc12:p*", "*:p-xyz34", "C-ABC:*", ":*", "c-abc12", "**"] {
+            let given = Values(vec![("RANCHER_PROJECT_SECRETS", bad)]);
+            let err = project_patterns(&given).unwrap_err();
+            assert!(err.problem.contains("every project of a cluster"), "{bad}: {err}");
+        }
+    }
 }

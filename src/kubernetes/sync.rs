@@ -107,19 +107,15 @@ impl Kubernetes {
                     .await
             }
             Mode::Projects(projects) => {
-                let listed = self.list_secrets().await?;
+                let secrets = self.list_secrets().await?;
                 if !options.dry_run {
                     self.state().homes.clear();
                 }
-                let mut outcomes = Vec::new();
-                for project in projects {
-                    let (written, error) = match self.ensure_project(project, desired, &listed, options).await {
-                        Ok(written) => (written, None),
-                        Err(error) => (Vec::new(), Some(error)),
-                    };
-                    outcomes.push(PlaceOutcome { place: project.clone(), uid: None, written, error });
-                }
-                outcomes
+                self.sync_projects(projects, desired, &secrets, options)
+                    .await
+                    .into_iter()
+                    .map(|(place, written, error)| PlaceOutcome { place, uid: None, written, error })
+                    .collect()
             }
         })
     }

@@ -21,7 +21,10 @@ pub mod v3;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::report::{SyncOptions, SyncReport};
+use crate::status::Status;
 use crate::token::RegistryToken;
 use endpoint::Endpoint;
 pub use error::RancherError;
@@ -64,7 +67,8 @@ impl Rancher {
                     None if !settings.projects.is_empty() => v3::Scope::Projects(settings.projects),
                     None => v3::Scope::All { cluster: settings.cluster },
                 };
-                Rancher::V3(v3::V3::new(Session::new(http, v3_auth(&settings.auth)), base, scope))
+                let session = Session::new(http, v3_auth(&settings.auth));
+                Rancher::V3(v3::V3::new(session, base, scope, settings.projects_check_interval))
             }
             Endpoint::Unversioned { root } => {
                 Rancher::Probe(Probe { http, root, settings, resolved: tokio::sync::OnceCell::new() })
@@ -100,6 +104,25 @@ impl Rancher {
                     RancherAuth::Token(token) => token.reload(),
                 },
             },
+        }
+    }
+
+    /// Between refreshes: a Rancher 2 target that covers every project (of a cluster) looks for new projects
+    /// at its interval ([`v3::V3::watch`]); the others have nothing to do and return at once.
+    pub async fn watch(&self, name: &str, status: &Status, shutdown: &CancellationToken) {
+        match self {
+            Rancher::V3(v3) => v3.watch(name, status, shutdown).await,
+            Rancher::Probe(probe) => loop {
+                // Which API the URL speaks is known after the first refresh.
+                if let Some(target) = probe.resolved.get() {
+                    return Box::pin(target.watch(name, status, shutdown)).await;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            },
+            Rancher::Cattle(_) | Rancher::Environments(_) => {}
         }
     }
 
@@ -158,6 +181,7 @@ impl Probe {
             auth: self.settings.auth.clone(),
             projects: self.settings.projects.clone(),
             cluster: self.settings.cluster.clone(),
+            projects_check_interval: self.settings.projects_check_interval,
             environments: self.settings.environments.clone(),
         };
         Ok(Box::new(Rancher::new(self.http.clone(), endpoint, settings)))

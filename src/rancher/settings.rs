@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::endpoint::{ApiChoice, Endpoint};
 use crate::secret::Secret;
-use crate::setting::{Given, Kind, Setting, SettingError, invalid, project_ids};
+use crate::setting::{Given, Kind, Setting, SettingError, bounded, invalid, project_ids};
 
 pub const URL: Setting = Setting::new(
     "CATTLE_URL",
@@ -39,6 +39,14 @@ pub const CLUSTER: Setting = Setting::new(
     "ID",
     Kind::Text,
     "Rancher 2: only the projects of this cluster (e.g. c-xxxxx or local), when CATTLE_URL is the /v3 root.",
+);
+pub const PROJECTS_CHECK_INTERVAL: Setting = Setting::new(
+    "RANCHER_PROJECTS_CHECK_INTERVAL",
+    "rancher-projects-check-interval",
+    "projects_check_interval",
+    "DURATION",
+    Kind::Text,
+    "Rancher 2, when CATTLE_URL is the /v3 root without RANCHER_PROJECTS (every project, or RANCHER_CLUSTER's): how often the projects are listed between refreshes (one request), so that a new project gets its credentials at once (AUTO_CREATE creates them; existing ones are refreshed). Default 5m; 1s to 24h.",
 );
 pub const ENVIRONMENTS: Setting = Setting::new(
     "RANCHER_ENVIRONMENTS",
@@ -122,11 +130,12 @@ pub const AUTO_CREATE: Setting = Setting::new(
 );
 
 /// The settings of a Rancher target, in the order `--help` shows them.
-pub const SETTINGS: [&Setting; 14] = [
+pub const SETTINGS: [&Setting; 15] = [
     &URL,
     &API,
     &PROJECTS,
     &CLUSTER,
+    &PROJECTS_CHECK_INTERVAL,
     &ENVIRONMENTS,
     &TOKEN,
     &TOKEN_FILE,
@@ -150,6 +159,8 @@ pub struct RancherSettings {
     pub projects: Vec<String>,
     /// Rancher 2 with a /v3 root URL and no projects given: only this cluster's projects.
     pub cluster: Option<String>,
+    /// Rancher 2 with a /v3 root URL and no projects given: how often new projects are looked for.
+    pub projects_check_interval: Duration,
     /// Rancher 1.x with an account key and the API root URL: the environments to refresh.
     pub environments: Option<Environments>,
 }
@@ -193,8 +204,14 @@ pub struct TargetSettings {
     pub auth: RancherAuth,
     pub projects: Vec<String>,
     pub cluster: Option<String>,
+    pub projects_check_interval: Duration,
     pub environments: Option<Environments>,
 }
+
+/// RANCHER_PROJECTS_CHECK_INTERVAL when not set.
+pub const DEFAULT_PROJECTS_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+const MIN_PROJECTS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_PROJECTS_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Checks one Rancher target's settings; `timeout` bounds each request. Returns them with AUTO_CREATE.
 pub fn check(given: &dyn Given, timeout: Duration) -> Result<(RancherSettings, bool), SettingError> {
@@ -259,6 +276,26 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<(RancherSettings, b
         }
         _ => {}
     }
+    let projects_check_interval = match given.value(&PROJECTS_CHECK_INTERVAL) {
+        None => DEFAULT_PROJECTS_CHECK_INTERVAL,
+        Some(value) => {
+            let fixed = match &endpoint {
+                Endpoint::Cattle(_) => Some(format!("only for Rancher 2; {url_name} is a Rancher 1.x URL")),
+                Endpoint::V3 { project: Some(_), .. } => {
+                    Some(format!("{url_name} names one project; there are no new projects to look for"))
+                }
+                _ if !projects.is_empty() => {
+                    Some(format!("{} names the projects; there are no new projects to look for", name(&PROJECTS)))
+                }
+                _ => None,
+            };
+            if let Some(problem) = fixed {
+                return Err(invalid(&PROJECTS_CHECK_INTERVAL, problem));
+            }
+            bounded(&value, MIN_PROJECTS_CHECK_INTERVAL, MAX_PROJECTS_CHECK_INTERVAL)
+                .map_err(|problem| invalid(&PROJECTS_CHECK_INTERVAL, problem))?
+        }
+    };
     let auth = auth(given)?;
     let ca_bundle = match given.path(&CA_BUNDLE) {
         Some(path) => Some(read_ca_bundle(&path)?),
@@ -266,7 +303,9 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<(RancherSettings, b
     };
     let tls = TlsSettings { ca_bundle, insecure_skip_verify: given.flag(&INSECURE_SKIP_VERIFY)? };
     let auto_create = given.flag(&AUTO_CREATE)?;
-    Ok((RancherSettings { endpoint, tls, timeout, auth, projects, cluster, environments }, auto_create))
+    let settings =
+        RancherSettings { endpoint, tls, timeout, auth, projects, cluster, projects_check_interval, environments };
+    Ok((settings, auto_create))
 }
 
 /// The key, in whichever form it was given: a pair, a token, or none.

@@ -4,8 +4,14 @@
 //! Facts this relies on (see the reference notes on the /v3 API): passwords are write-only, and a PUT of
 //! `registries` replaces the whole map. A credential that also holds a registry this daemon does not refresh
 //! is therefore never written: its other passwords would be lost. IDs are `<namespace>:<name>`.
+//!
+//! A target that covers every project (or every project of RANCHER_CLUSTER) also looks for new projects
+//! between refreshes ([`V3::watch`]): one LIST of the projects every RANCHER_PROJECTS_CHECK_INTERVAL, and a new
+//! project is brought up to date at once with the tokens of the last refresh. Nothing else is read in that check.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -14,11 +20,16 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::endpoint::is_project_id;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
 use super::error::RancherError;
+use super::outcome;
 use super::session::{Session, with_query};
 use crate::address;
 use crate::redact;
 use crate::report::{Action, Failure, Notice, SyncOptions, SyncReport, Written};
+use crate::status::Status;
 use crate::token::RegistryToken;
 
 /// Norman's default page is 1000 and its maximum 10000.
@@ -95,11 +106,30 @@ pub struct V3 {
     /// `…/v3`, without a trailing slash.
     base: Url,
     scope: Scope,
+    /// How often [`V3::watch`] looks for new projects ([`Scope::All`] only).
+    check_interval: Duration,
+    /// What the last refresh wrote with, and the projects it covered: what the check for new projects needs.
+    last: Arc<Mutex<Option<Last>>>,
+    /// Held by a refresh and by a check, so that the two never write the same new project at once (AUTO_CREATE
+    /// would create its credential twice).
+    busy: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The last refresh, as the check for new projects uses it.
+struct Last {
+    tokens: Vec<RegistryToken>,
+    options: SyncOptions,
+    /// The projects known so far: listed by the last refresh or check.
+    projects: BTreeSet<String>,
 }
 
 impl V3 {
-    pub fn new(session: Session, base: Url, scope: Scope) -> V3 {
-        V3 { session, base, scope }
+    pub fn new(session: Session, base: Url, scope: Scope, check_interval: Duration) -> V3 {
+        V3 { session, base, scope, check_interval, last: Arc::default(), busy: Arc::default() }
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<Last>> {
+        self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reads the key and token files again (rotated secrets); true when anything changed.
@@ -210,19 +240,103 @@ impl V3 {
         tokens: &[RegistryToken],
         options: SyncOptions,
     ) -> Result<SyncReport<RancherError>, RancherError> {
+        let _busy = self.busy.lock().await;
         let mut report = SyncReport::default();
-        for project in self.projects().await? {
-            if let Err(error) = self.sync_project(&project, tokens, options, &mut report).await {
-                for token in tokens {
-                    report.failures.push(Failure {
-                        host: token.host.clone(),
-                        scope: Some(project.clone()),
-                        error: error.clone(),
-                    });
-                }
-            }
+        let projects = self.projects().await?;
+        for project in &projects {
+            self.sync_project_or_fail(project, tokens, options, &mut report).await;
+        }
+        if !options.dry_run && matches!(self.scope, Scope::All { .. }) {
+            *self.last() = Some(Last { tokens: tokens.to_vec(), options, projects: projects.into_iter().collect() });
         }
         Ok(report)
+    }
+
+    /// One project brought up to date; a failure to read its credentials is a failure of each host there.
+    async fn sync_project_or_fail(
+        &self,
+        project: &str,
+        tokens: &[RegistryToken],
+        options: SyncOptions,
+        report: &mut SyncReport<RancherError>,
+    ) {
+        if let Err(error) = self.sync_project(project, tokens, options, report).await {
+            for token in tokens {
+                report.failures.push(Failure {
+                    host: token.host.clone(),
+                    scope: Some(project.to_string()),
+                    error: error.clone(),
+                });
+            }
+        }
+    }
+
+    /// Between refreshes, for a target that covers every project (of a cluster): every `check_interval`, lists
+    /// the projects (one request) and brings each new one up to date with the last refresh's tokens, until
+    /// `shutdown`. Returns at once for named projects.
+    pub async fn watch(&self, target: &str, status: &Status, shutdown: &CancellationToken) {
+        let Scope::All { .. } = &self.scope else { return };
+        info!(rancher = %self.base, target = %target,
+            every = %humantime::format_duration(self.check_interval), "Looking for new projects between refreshes");
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.check_interval) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.check_new_projects(target, status) => {}
+            }
+        }
+    }
+
+    /// One check: the projects listed, and the new ones written. Logged and counted as a refresh's writes are.
+    async fn check_new_projects(&self, target: &str, status: &Status) {
+        let _busy = self.busy.lock().await;
+        let Some((tokens, options, known)) =
+            self.last().as_ref().map(|l| (l.tokens.clone(), l.options, l.projects.clone()))
+        else {
+            // Before the first refresh there is nothing to write with; that refresh covers every project.
+            return;
+        };
+        let listed = match self.projects().await {
+            Ok(listed) => listed,
+            Err(error) => {
+                status.error("rancher", error.kind());
+                warn!(rancher = %self.base, target = %target, error = %error, kind = error.kind(),
+                    "Could not list the projects to look for new ones; will look again");
+                return;
+            }
+        };
+        let new: Vec<String> = listed.iter().filter(|p| !known.contains(*p)).cloned().collect();
+        if let Some(last) = self.last().as_mut() {
+            last.projects = listed.into_iter().collect();
+        }
+        if new.is_empty() {
+            debug!(rancher = %self.base, "No new project");
+            return;
+        }
+        let now = SystemTime::now();
+        // A token past its expiry is of no use to a new project; the next refresh brings new ones.
+        let tokens: Vec<RegistryToken> =
+            tokens.into_iter().filter(|t| t.expires_at.is_none_or(|at| at > now)).collect();
+        let mut report = SyncReport::default();
+        for project in &new {
+            info!(rancher = %self.base, target = %target, project = %project, "New project; bringing its credentials up to date");
+            self.sync_project_or_fail(project, &tokens, options, &mut report).await;
+        }
+        for written in &report.written {
+            let expires_at = tokens.iter().find(|t| t.host == written.host).and_then(|t| t.expires_at);
+            outcome::log_written(target, written, expires_at, false);
+            status.credential_written(target, &written.key(), expires_at, now);
+        }
+        for notice in &report.notices {
+            outcome::log_notice(target, notice);
+        }
+        for failure in &report.failures {
+            let failure = Failure { host: failure.host.clone(), scope: failure.scope.clone(), error: &failure.error };
+            outcome::on_failure(status, target, &failure);
+        }
     }
 
     async fn sync_project(

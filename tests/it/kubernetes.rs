@@ -21,6 +21,10 @@ use tokio::task::JoinHandle;
 
 use crate::harness::*;
 
+/// KUBERNETES_DIAGNOSE_PULLS, with this file's cluster helpers.
+#[path = "diagnose.rs"]
+mod diagnose;
+
 pub(crate) const SECRET: &str = "ecr-credentials";
 pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// How long a new namespace may wait for its Secret.
@@ -720,6 +724,232 @@ async fn keeps_working_when_the_api_server_is_down_at_start_and_goes_away_under_
     k8s.wait_for_secret(&after, NEW_NAMESPACE_LIMIT)
         .await
         .unwrap_or_else(|| panic!("watch not back:\n{}", daemon.output()));
+
+    let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{output}");
+    k8s.assert_no_secrets(&output);
+}
+
+/// Rancher's Project resource, as the tests create it.
+fn project_resource() -> ApiResource {
+    ApiResource {
+        group: "management.cattle.io".into(),
+        version: "v3".into(),
+        api_version: "management.cattle.io/v3".into(),
+        kind: "Project".into(),
+        plural: "projects".into(),
+    }
+}
+
+impl Cluster {
+    /// A Project in `cluster`'s namespace, with `backing` as its backing namespace; waits (bounded) for the CRD.
+    async fn create_project(&self, cluster: &str, name: &str, backing: &str) {
+        let resource = project_resource();
+        let projects: Api<DynamicObject> = Api::namespaced_with(self.admin().await, cluster, &resource);
+        let mut project = DynamicObject::new(name, &resource).within(cluster);
+        project.data =
+            serde_json::json!({ "spec": { "displayName": name }, "status": { "backingNamespace": backing } });
+        let started = Instant::now();
+        loop {
+            match projects.create(&PostParams::default(), &project).await {
+                Ok(_) => return,
+                // The CRD may take a moment to be served.
+                Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("Project {cluster}/{name}: {e}"),
+            }
+        }
+    }
+
+    async fn delete_project(&self, cluster: &str, name: &str) {
+        let projects: Api<DynamicObject> = Api::namespaced_with(self.admin().await, cluster, &project_resource());
+        projects.delete(name, &Default::default()).await.unwrap();
+    }
+}
+
+/// `rancher_ecr_credentials_places{state="current"}` of the daemon listening on `port`, once it is `want` (or
+/// what it is after a bounded wait).
+async fn places_become(port: u16, want: u64) -> Option<u64> {
+    let started = Instant::now();
+    loop {
+        let now = current_places(port).await;
+        if now == Some(want) || started.elapsed() > Duration::from_secs(3) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn current_places(port: u16) -> Option<u64> {
+    let (_, metrics) = http_status(port, "/metrics").await;
+    metrics
+        .lines()
+        .find(|l| l.starts_with("rancher_ecr_credentials_places{") && l.contains("state=\"current\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (../shared/tools/k8s); run with --include-ignored"]
+async fn every_project_of_a_cluster_gets_the_secret_a_new_one_within_seconds_and_other_clusters_never() {
+    let Some(k8s) = cluster("every_project_of_a_cluster").await else { return };
+    k8s.apply(PROJECT_CRD).await;
+    let ecr = ecr().await;
+    // Two clusters' namespaces on the local cluster, a project with its backing namespace in each.
+    let cluster_ns = k8s.create_namespace("c", &[]).await;
+    let other_ns = k8s.create_namespace("o", &[]).await;
+    let one = k8s.create_namespace("c-p-one", &[]).await;
+    k8s.create_project(&cluster_ns, "p-one", &one).await;
+    let elsewhere = k8s.create_namespace("o-p-x", &[]).await;
+    k8s.create_project(&other_ns, "p-x", &elsewhere).await;
+    // deploy/kubernetes/rbac-projects-cluster for this cluster namespace (namespaces and secrets are bound
+    // cluster-wide by bind_app_user); the other cluster's projects readable too, so that only the daemon's own
+    // choice keeps them out.
+    k8s.apply(&deploy_file("rbac-projects-cluster", "projects-watch.yaml")).await;
+    let bindings = deploy_file("rbac-projects-cluster", "bindings.yaml");
+    for namespace in [&cluster_ns, &other_ns] {
+        k8s.apply(&for_user(&bindings, "app-user").replace("namespace: local\n", &format!("namespace: {namespace}\n")))
+            .await;
+    }
+    let mut env = k8s.env(&ecr, &k8s.app_kubeconfig());
+    set(&mut env, "RANCHER_PROJECT_SECRETS", &format!("{cluster_ns}:*"));
+    let port = port_of(&env);
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_for_log("Refresh complete", Duration::from_secs(20)).await;
+    daemon.wait_for_log("Watching Rancher projects", Duration::from_secs(5)).await;
+
+    let secret = k8s.secret(&one).await.unwrap_or_else(|| panic!("no Secret in {one}:\n{}", daemon.output()));
+    assert_eq!(secret.metadata.labels.as_ref().unwrap()["management.cattle.io/project-scoped-secret"], "p-one");
+    assert!(k8s.secret(&elsewhere).await.is_none(), "another cluster's project:\n{}", daemon.output());
+    assert_eq!(places_become(port, 1).await, Some(1), "{}", daemon.output());
+
+    // A new project, its backing namespace made after it (as Rancher does): written within seconds of both.
+    let new_ns = k8s.name("c-p-new");
+    k8s.create_project(&cluster_ns, "p-new", &new_ns).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    k8s.create_namespace("c-p-new", &[]).await;
+    let (secret, took) = k8s
+        .wait_for_secret(&new_ns, NEW_NAMESPACE_LIMIT)
+        .await
+        .unwrap_or_else(|| panic!("no Secret in {new_ns} within {NEW_NAMESPACE_LIMIT:?}:\n{}", daemon.output()));
+    eprintln!("new project (namespace last) -> Secret in {took:?}");
+    assert_eq!(secret.metadata.labels.as_ref().unwrap()["management.cattle.io/project-scoped-secret"], "p-new");
+    assert_eq!(docker_config(&secret)["auths"][host(ACCOUNT)]["password"], NEW_PASSWORD);
+    // A new project whose namespace is already there (the namespace first).
+    let late_ns = k8s.create_namespace("c-p-late", &[]).await;
+    let started = Instant::now();
+    k8s.create_project(&cluster_ns, "p-late", &late_ns).await;
+    k8s.wait_for_secret(&late_ns, NEW_NAMESPACE_LIMIT)
+        .await
+        .unwrap_or_else(|| panic!("no Secret in {late_ns}:\n{}", daemon.output()));
+    eprintln!("new project (namespace first) -> Secret in {:?}", started.elapsed());
+    assert_eq!(places_become(port, 3).await, Some(3), "projects count as places:\n{}", daemon.output());
+
+    // Another cluster's new project is never written.
+    let other_new = k8s.create_namespace("o-p-y", &[]).await;
+    k8s.create_project(&other_ns, "p-y", &other_new).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(k8s.secret(&other_new).await.is_none(), "another cluster's new project:\n{}", daemon.output());
+    assert!(k8s.secret(&elsewhere).await.is_none());
+
+    // A removed project is forgotten; its Secret is left to Rancher.
+    k8s.delete_project(&cluster_ns, "p-new").await;
+    daemon.wait_for_log("Rancher project removed", Duration::from_secs(5)).await;
+    assert_eq!(places_become(port, 2).await, Some(2), "{}", daemon.output());
+    assert!(k8s.secret(&new_ns).await.is_some(), "its Secret is left to Rancher");
+    let (code, body) = http_status(port, "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+
+    let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{output}");
+    k8s.assert_no_secrets(&output);
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (../shared/tools/k8s); run with --include-ignored"]
+async fn every_project_of_every_cluster_gets_the_secret_and_a_new_one_within_seconds() {
+    let Some(k8s) = cluster("every_project_of_every_cluster").await else { return };
+    k8s.apply(PROJECT_CRD).await;
+    let ecr = ecr().await;
+    // The server is shared: `*` sees every test's projects. A user of its own (app-user impersonates it) reads
+    // every project (deploy/kubernetes/rbac-projects-all) and namespaces, but may write Secrets only in this test's
+    // backing namespaces, so that the others' stay untouched.
+    let user = format!("recs-star-{}", k8s.prefix);
+    let yaml = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {user}-impersonate
+rules:
+  - apiGroups: [\"\"]
+    resources: [\"users\"]
+    resourceNames: [\"{user}\"]
+    verbs: [\"impersonate\"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {user}-impersonate
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {user}-impersonate}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: app-user}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {user}-namespaces
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rancher-ecr-credentials-namespaces}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
+"
+    );
+    k8s.apply(&yaml).await;
+    k8s.apply(&deploy_file("rbac-projects-cluster", "projects-watch.yaml")).await;
+    let projects_binding = deploy_file("rbac-projects-all", "projects-binding.yaml")
+        .replace("name: rancher-ecr-credentials-projects-watch\nroleRef", &format!("name: {user}-projects\nroleRef"));
+    k8s.apply(&for_user(&projects_binding, &user)).await;
+    let may_write = |namespace: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: rancher-ecr-credentials-secrets, namespace: {namespace}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rancher-ecr-credentials-secrets}}
+subjects: [{{kind: User, apiGroup: rbac.authorization.k8s.io, name: {user}}}]
+"
+        )
+    };
+    let c1 = k8s.create_namespace("c1", &[]).await;
+    let c2 = k8s.create_namespace("c2", &[]).await;
+    let mut backing = Vec::new();
+    for (cluster, name) in [(&c1, "p-a"), (&c2, "p-b")] {
+        let namespace = k8s.create_namespace(&format!("{}-{name}", cluster.rsplit('-').next().unwrap()), &[]).await;
+        k8s.apply(&may_write(&namespace)).await;
+        k8s.create_project(cluster, name, &namespace).await;
+        backing.push(namespace);
+    }
+    let kubeconfig = k8s.kubeconfig("star", &k8s.app_token, None, Some(&user));
+    let mut env = k8s.env(&ecr, &kubeconfig);
+    set(&mut env, "RANCHER_PROJECT_SECRETS", "*");
+    let daemon = Daemon::start(&env, &[]);
+    daemon.wait_for_log("Watching Rancher projects", Duration::from_secs(20)).await;
+    for namespace in &backing {
+        k8s.wait_for_secret(namespace, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no Secret in {namespace}:\n{}", daemon.output()));
+    }
+
+    // A new project in each cluster: its namespace (with the right to write there) first, then the project.
+    for (cluster, name) in [(&c1, "p-c"), (&c2, "p-d")] {
+        let namespace = k8s.create_namespace(&format!("{}-{name}", cluster.rsplit('-').next().unwrap()), &[]).await;
+        k8s.apply(&may_write(&namespace)).await;
+        let started = Instant::now();
+        k8s.create_project(cluster, name, &namespace).await;
+        let (secret, _) = k8s
+            .wait_for_secret(&namespace, NEW_NAMESPACE_LIMIT)
+            .await
+            .unwrap_or_else(|| panic!("no Secret in {namespace} within {NEW_NAMESPACE_LIMIT:?}:\n{}", daemon.output()));
+        eprintln!("new project with * -> Secret in {:?}", started.elapsed());
+        assert_eq!(secret.metadata.labels.as_ref().unwrap()["management.cattle.io/project-scoped-secret"], name);
+    }
 
     let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "{output}");

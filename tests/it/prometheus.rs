@@ -33,7 +33,7 @@ const NAMESPACE: &str = "rancher-ecr-credentials";
 /// Labels of every scraped series that come from the scrape, not from the daemon.
 const SCRAPE_LABELS: [&str; 5] = ["__name__", "job", "instance", "namespace", "pod"];
 /// Every metric the rules and the dashboard may use, with exactly the labels the daemon gives it (README, Metrics).
-const METRICS: [(&str, &[&str]); 8] = [
+const METRICS: [(&str, &[&str]); 9] = [
     ("rancher_ecr_credentials_refreshes_total", &["target", "result"]),
     ("rancher_ecr_credentials_last_success_timestamp_seconds", &["target"]),
     ("rancher_ecr_credentials_token_expiry_timestamp_seconds", &["target", "registry"]),
@@ -42,6 +42,7 @@ const METRICS: [(&str, &[&str]); 8] = [
     ("rancher_ecr_credentials_ready", &[]),
     ("rancher_ecr_credentials_build_info", &["version", "commit"]),
     ("rancher_ecr_credentials_places", &["target", "state"]),
+    ("rancher_ecr_credentials_pull_failures_total", &["reason"]),
 ];
 /// Shown on the dashboard before the daemon has it: leader election comes later.
 const ANNOUNCED: &str = "rancher_ecr_credentials_leader";

@@ -1,6 +1,8 @@
 //! Rancher 2.x: `--once` against the `/v3` stand-in, one scenario per test, the daemon configured with
 //! `RANCHER_TOKEN` (no Cattle keys) and the Rancher 2 settings.
 
+use std::time::{Duration, Instant};
+
 use base64::Engine as _;
 use standins::ecr::FakeEcr;
 use standins::rancher2::{FakeRancher2, Rancher2Config, Rancher2Request};
@@ -408,4 +410,70 @@ async fn dry_run_against_rancher_2_reads_and_writes_nothing() {
         "{create}"
     );
     assert_no_secrets2(&run.output, &[]);
+}
+
+#[tokio::test]
+async fn a_project_added_while_the_daemon_runs_gets_its_credential_within_one_check_with_one_request() {
+    let (ecr, rancher) = (ecr().await, rancher2().await);
+    let registries = [(host(ACCOUNT), "AWS", OLD_PASSWORD)];
+    let registries: Vec<(&str, &str, &str)> = registries.iter().map(|(h, u, p)| (h.as_str(), *u, *p)).collect();
+    let first = rancher.add_project("c-one", "Default");
+    let in_first = rancher.add_credential(&first, "ecr", &registries);
+    let mut env = env2(&ecr, &format!("{}/v3", rancher.url()));
+    set(&mut env, "RANCHER_CLUSTER", "c-one");
+    set(&mut env, "AUTO_CREATE", "true");
+    set(&mut env, "RANCHER_PROJECTS_CHECK_INTERVAL", "1s");
+    set(&mut env, "LISTEN_ADDRESS", "127.0.0.1");
+    set(&mut env, "LISTEN_PORT", &free_port().to_string());
+    let daemon = Daemon::start(&env, &[]);
+    wait_until(Duration::from_secs(15), || {
+        password_of(&rancher, &in_first, &host(ACCOUNT)).as_deref() == Some(NEW_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("first refresh:\n{}", daemon.output()));
+    daemon.wait_for_log("Looking for new projects between refreshes", Duration::from_secs(5)).await;
+
+    // With no new project, each check is one request: the LIST of the cluster's projects.
+    let before = rancher.requests().len();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let checks: Vec<Rancher2Request> = rancher.requests().into_iter().skip(before).collect();
+    assert!((2..=4).contains(&checks.len()), "about one check a second: {checks:#?}");
+    for check in &checks {
+        assert_eq!(check.method, "GET", "{check:?}");
+        assert!(check.path_and_query.starts_with("/v3/projects?") && check.path_and_query.contains("clusterId=c-one"));
+    }
+
+    // A new project without a credential (AUTO_CREATE creates it), one with a stale credential (refreshed), and
+    // one in another cluster (never touched).
+    let added = Instant::now();
+    let empty = rancher.add_project("c-one", "New");
+    let stale = rancher.add_project("c-one", "Moved");
+    let in_stale = rancher.add_credential(&stale, "ecr", &registries);
+    let elsewhere = rancher.add_project("c-two", "Other");
+    let in_elsewhere = rancher.add_credential(&elsewhere, "ecr", &registries);
+    let created = |rancher: &FakeRancher2| {
+        rancher
+            .credentials()
+            .into_iter()
+            .find(|c| c.project_id == empty)
+            .and_then(|c| c.registries.get(&host(ACCOUNT)).and_then(|e| e.password.clone()))
+    };
+    wait_until(Duration::from_secs(3), || {
+        created(&rancher).as_deref() == Some(NEW_PASSWORD)
+            && password_of(&rancher, &in_stale, &host(ACCOUNT)).as_deref() == Some(NEW_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the new projects were not brought up to date within one check:\n{}", daemon.output()));
+    eprintln!("new project -> credential after {:?} (check interval 1s)", added.elapsed());
+    assert_eq!(password_of(&rancher, &in_elsewhere, &host(ACCOUNT)).as_deref(), Some(OLD_PASSWORD));
+    assert!(rancher.requests().iter().all(|r| !r.path_and_query.contains(&elsewhere)));
+    let output = daemon.output();
+    assert!(output.contains(&format!("project={empty}")) && output.contains("New project"), "{output}");
+    // The project known before is not written again by the checks.
+    let puts_to_first = with_method(&rancher, "PUT").iter().filter(|r| r.path_and_query.contains(&first)).count();
+    assert_eq!(puts_to_first, 1, "{:#?}", with_method(&rancher, "PUT"));
+
+    let (code, _, output) = daemon.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{output}");
+    assert_no_secrets2(&output, &[]);
 }

@@ -69,20 +69,31 @@ What the Kubernetes target needs, from the mode (JSON): namespaces (list/watch n
 secrets in them), serviceAccounts (get/patch serviceaccounts), projects (get projects.management.cattle.io,
 get/create/patch secrets in the backing namespaces). These are exactly the rules issue 11 fixes.
 */}}
+{{- /* projectsAll: * (projects get/list/watch everywhere); projectClusters: the clusters of c-xxxxx:* (projects
+get/list/watch in their namespaces); either also needs namespaces list/watch (a new project's backing namespace). */}}
 {{- define "recs.kubernetesNeeds" -}}
 {{- $v := .Values }}
-{{- $needs := dict "namespaces" false "serviceAccounts" false "projects" false }}
+{{- $needs := dict "namespaces" false "serviceAccounts" false "projects" false "projectsAll" false "projectClusters" list "diagnosePulls" false }}
+{{- $patterns := list }}
 {{- if eq $v.target.mode "kubernetes" }}
 {{- $_ := set $needs "namespaces" true }}
+{{- if $v.target.kubernetes.diagnosePulls }}{{ $_ := set $needs "diagnosePulls" true }}{{ end }}
 {{- if (include "recs.list" $v.target.kubernetes.serviceAccounts | fromJsonArray) }}{{ $_ := set $needs "serviceAccounts" true }}{{ end }}
 {{- else if eq $v.target.mode "rancher-project-secrets" }}
 {{- $_ := set $needs "projects" true }}
+{{- $patterns = include "recs.list" $v.target.rancherProjectSecrets.projects | fromJsonArray }}
 {{- else if eq $v.target.mode "file" }}
 {{- range $v.configFile.targets }}
 {{- if eq (toString .api) "kubernetes" }}
-{{- if .rancher_projects }}{{ $_ := set $needs "projects" true }}{{ else }}{{ $_ := set $needs "namespaces" true }}{{ end }}
+{{- if .rancher_projects }}{{ $_ := set $needs "projects" true }}{{ $patterns = concat $patterns .rancher_projects }}{{ else }}{{ $_ := set $needs "namespaces" true }}{{ end }}
 {{- if .service_accounts }}{{ $_ := set $needs "serviceAccounts" true }}{{ end }}
+{{- if .diagnose_pulls }}{{ $_ := set $needs "diagnosePulls" true }}{{ end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- range $patterns }}
+{{- if eq . "*" }}{{ $_ := set $needs "projectsAll" true }}{{ $_ := set $needs "namespaces" true }}
+{{- else if hasSuffix ":*" . }}{{ $_ := set $needs "projectClusters" (append $needs.projectClusters (trimSuffix ":*" .) | uniq) }}{{ $_ := set $needs "namespaces" true }}
 {{- end }}
 {{- end }}
 {{- toJson $needs }}
@@ -121,11 +132,11 @@ get/create/patch secrets in the backing namespaces). These are exactly the rules
 {{- else if eq $m "rancher-project-secrets" }}
 {{- $projects := include "recs.list" $v.target.rancherProjectSecrets.projects | fromJsonArray }}
 {{- if not $projects }}
-{{- fail "target.rancherProjectSecrets.projects: give project ids (c-xxxxx:p-xxxxx) with target.mode=rancher-project-secrets" }}
+{{- fail "target.rancherProjectSecrets.projects: give project ids (c-xxxxx:p-xxxxx), c-xxxxx:* or * with target.mode=rancher-project-secrets" }}
 {{- end }}
 {{- range $projects }}
-{{- if not (regexMatch "^[a-z0-9-]+:p-[a-z0-9]+$" .) }}
-{{- fail (printf "target.rancherProjectSecrets.projects: '%s' is not a project id (c-xxxxx:p-xxxxx)" .) }}
+{{- if not (regexMatch "^[a-z0-9-]+:p-[a-z0-9]+$|^[a-z0-9-]+:[*]$|^[*]$" .) }}
+{{- fail (printf "target.rancherProjectSecrets.projects: '%s' is not a project id (c-xxxxx:p-xxxxx), every project of a cluster (c-xxxxx:*) or every project (*)" .) }}
 {{- end }}
 {{- end }}
 {{- else if eq $m "file" }}
