@@ -48,8 +48,9 @@ impl Target {
     }
 
     /// Between refreshes: a Kubernetes target watches namespaces and ServiceAccounts (namespace mode) or the
-    /// Rancher projects of its patterns (project mode), to write to new ones at once; a Rancher 2 target that
-    /// covers every project (of a cluster) checks for new projects at its interval.
+    /// Rancher projects of its patterns (project mode), to write to new ones at once, and its Secrets, to restore
+    /// one deleted or changed by someone else; a Rancher 2 target that covers every project (of a cluster) checks
+    /// for new projects at its interval.
     pub async fn watch(&self, name: &str, status: &Status, shutdown: &CancellationToken) {
         match self {
             Target::Rancher(rancher) => rancher.watch(name, status, shutdown).await,

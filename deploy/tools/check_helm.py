@@ -54,9 +54,11 @@ SECRET_FILE_KEYS = {"token", "access_key", "secret_key", "external_id"}
 # The RBAC rules the Kubernetes target may have, and nothing else: issue 11's list, plus serviceaccounts
 # list/watch (the daemon watches ServiceAccounts in every namespace; deploy/helm/validate shows the 403 without),
 # plus projects list/watch for RANCHER_PROJECT_SECRETS c-xxxxx:* and * (issue 20; checked per form below).
+# and issue 16's secrets list/watch by name (one LIST per cycle, the watch that restores them) and events.
 ALLOWED_RULES = {
     ("", "namespaces"): {"list", "watch"},
-    ("", "secrets"): {"get", "create", "patch"},
+    ("", "secrets"): {"get", "list", "watch", "create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
     ("", "serviceaccounts"): {"get", "patch", "list", "watch"},
     ("management.cattle.io", "projects"): {"get", "list", "watch"},
     # Leader election only: create, and get/update of the release's Lease by name, in its own namespace.
@@ -392,9 +394,9 @@ def check_render(name, docs, values, version, env_names):
     for kind in ("ClusterRole", "Role"):
         for role in by_kind.get(kind, []):
             for rule in role.get("rules", []):
-                if set(rule.get("verbs", [])) & {"get", "patch"} and rule.get("resources") == ["secrets"] \
-                        and not rule.get("resourceNames"):
-                    problems.append(f"{kind} {role['metadata']['name']}: get/patch of every Secret, not by name")
+                if set(rule.get("verbs", [])) & {"get", "list", "watch", "patch"} \
+                        and rule.get("resources") == ["secrets"] and not rule.get("resourceNames"):
+                    problems.append(f"{kind} {role['metadata']['name']}: get/list/watch/patch of every Secret, not by name")
                 for group in rule.get("apiGroups", []):
                     for res in rule.get("resources", []):
                         verbs = set(rule.get("verbs", []))
@@ -408,6 +410,10 @@ def check_render(name, docs, values, version, env_names):
     if target_roles:
         if ("", "secrets") not in granted:
             problems.append("no rule for secrets")
+        elif not {"list", "watch"} <= granted[("", "secrets")]:
+            problems.append("secrets list/watch by name missing (one LIST per cycle, and the watch that restores them)")
+        if ("events.k8s.io", "events") not in granted:
+            problems.append("no rule for events (events.k8s.io create/patch)")
         if (needs_sa or needs_diagnose) != (("", "serviceaccounts") in granted):
             problems.append(f"serviceaccounts rule {'missing' if needs_sa or needs_diagnose else 'not needed'}")
         if needs_diagnose != (("", "events") in granted and ("", "pods") in granted):

@@ -189,6 +189,7 @@ pub fn describe(plan: &Plan, regions: &[String], target_names: &[String]) -> Str
         }
         let _ = writeln!(out, "  secret name: {}", settings.secret_name);
         let _ = writeln!(out, "  adopt foreign secrets: {}", if settings.adopt { "yes" } else { "no" });
+        let _ = writeln!(out, "  events: {}", if settings.events { "yes" } else { "no" });
         if settings.diagnose_pulls {
             let _ = writeln!(out, "  diagnose failed pulls: yes (Warning Events on Pods)");
         }

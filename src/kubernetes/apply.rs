@@ -7,25 +7,32 @@ use tracing::warn;
 
 use super::cluster::Kubernetes;
 use super::error::{Call, KubernetesError};
-use super::secret::{Desired, Existing, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_US, judge};
+use super::read::Lookup;
+use super::secret::{Desired, Existing, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_US, judge, written_by_us};
 use crate::report::{Action, SyncOptions, Written};
 
 /// Reading a Secret, judging it, and writing it when it is missing or holds another token.
 impl Kubernetes {
-    /// Reads the Secret and writes it when it is missing or holds another token. `project`: the project label
-    /// of a project-scoped Secret.
+    /// Writes the Secret when it is missing or holds another token: as `lookup` found it (the sync's LIST, the
+    /// watch), or as a GET reads it now. `project`: the project label of a project-scoped Secret.
     pub(super) async fn ensure_secret(
         &self,
         namespace: &str,
         desired: &Desired,
         project: Option<&str>,
+        lookup: Lookup,
         options: SyncOptions,
     ) -> Result<Option<Written>, KubernetesError> {
         let name = &self.settings.secret_name;
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let place = format!("{namespace}/{name}");
-        let get = Call { verb: "get", resource: "secrets", place: place.clone() };
-        let existing = get.run(self.settings.timeout, api.get_opt(name)).await?;
+        let existing = match lookup {
+            Lookup::Known(existing) => existing.map(|s| *s),
+            Lookup::Read => {
+                let get = Call { verb: "get", resource: "secrets", place: place.clone() };
+                get.run(self.settings.timeout, api.get_opt(name)).await?
+            }
+        };
         let action = match judge(existing.as_ref(), desired, self.settings.adopt, project) {
             Existing::Current => return Ok(None),
             Existing::Missing => Action::Created,
@@ -39,6 +46,7 @@ impl Kubernetes {
         };
         let adopted = existing.as_ref().is_some_and(|s| {
             s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str) != Some(MANAGED_BY_US)
+                && !written_by_us(s)
         });
         if !options.dry_run {
             if adopted {

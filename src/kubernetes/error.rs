@@ -73,7 +73,8 @@ pub enum KubernetesError {
 }
 
 impl KubernetesError {
-    fn code(&self) -> Option<u16> {
+    /// The HTTP status of a refused call.
+    pub(super) fn code(&self) -> Option<u16> {
         match self {
             KubernetesError::Api { code, .. } => Some(*code),
             _ => None,

@@ -26,8 +26,13 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// A write of a Secret or a ServiceAccount (an Event is not one).
     pub fn is_write(&self) -> bool {
-        self.method != Method::GET
+        self.method != Method::GET && !self.is_event()
+    }
+
+    pub fn is_event(&self) -> bool {
+        self.path.starts_with("/apis/events.k8s.io/")
     }
 }
 
@@ -46,6 +51,16 @@ pub struct Store {
     pub forbidden: BTreeSet<String>,
     /// ServiceAccounts changed by someone else just before our patch: it is refused with 409.
     pub conflicts: BTreeSet<(String, String)>,
+    /// The cluster-wide LIST of Secrets is refused with 403 (RBAC bound per namespace).
+    pub list_forbidden: bool,
+    /// Secrets per page of a LIST (the server's own cap); 0: as the client asks.
+    pub page: usize,
+    /// Namespace → its uid, when not `uid-<name>` (a namespace made again).
+    pub uids: BTreeMap<String, String>,
+    /// The Events received (events.k8s.io/v1, as JSON).
+    pub events: Vec<Value>,
+    /// Namespaces where creating Events is refused with 403.
+    pub events_forbidden: BTreeSet<String>,
     pub seen: Vec<Seen>,
 }
 
@@ -111,7 +126,8 @@ impl Fake {
                         })
                     })
                     .map(|(name, (labels, deleting))| {
-                        let mut ns = json!({"metadata": {"name": name, "labels": labels}});
+                        let uid = store.uids.get(name).cloned().unwrap_or_else(|| format!("uid-{name}"));
+                        let mut ns = json!({"metadata": {"name": name, "labels": labels, "uid": uid}});
                         if *deleting {
                             ns["status"] = json!({"phase": "Terminating"});
                         }
@@ -120,6 +136,38 @@ impl Fake {
                     .collect();
                 (StatusCode::OK, json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}))
             }
+            (Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
+                if store.events_forbidden.contains(*ns) {
+                    return status(StatusCode::FORBIDDEN, "Forbidden", "cannot create events");
+                }
+                store.events.push(body.clone());
+                (StatusCode::CREATED, body.clone())
+            }
+            (Method::GET, ["api", "v1", "secrets"]) => {
+                if store.list_forbidden {
+                    return status(StatusCode::FORBIDDEN, "Forbidden", "cannot list secrets at the cluster scope");
+                }
+                let param = |key: &str| {
+                    let decoded = query.split('&').map(|q| q.replace("%3D", "=").replace("%2F", "/"));
+                    decoded.map(|q| q.strip_prefix(key).map(str::to_string)).find(Option::is_some).flatten()
+                };
+                let Some(name) = param("fieldSelector=metadata.name=") else {
+                    return status(StatusCode::FORBIDDEN, "Forbidden", "a LIST of secrets without a name");
+                };
+                let matching: Vec<Value> =
+                    store.secrets.iter().filter(|((_, n), _)| *n == name).map(|(_, s)| s.clone()).collect();
+                let from: usize = param("continue=").and_then(|c| c.parse().ok()).unwrap_or(0);
+                let limit: usize = param("limit=").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX);
+                let size = if store.page > 0 { store.page.min(limit) } else { limit };
+                let items: Vec<Value> = matching.iter().skip(from).take(size).cloned().collect();
+                let next = from + items.len();
+                let meta = if next < matching.len() {
+                    json!({"resourceVersion": "1", "continue": next.to_string()})
+                } else {
+                    json!({"resourceVersion": "1"})
+                };
+                (StatusCode::OK, json!({"kind": "SecretList", "apiVersion": "v1", "metadata": meta, "items": items}))
+            }
             (Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 found(store.secrets.get(&(ns.to_string(), name.to_string())))
             }
@@ -127,6 +175,9 @@ impl Fake {
                 let mut secret = body.clone();
                 secret["kind"] = json!("Secret");
                 secret["apiVersion"] = json!("v1");
+                let manager = query.split('&').find_map(|q| q.strip_prefix("fieldManager=")).unwrap_or("unknown");
+                secret["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Apply"}]);
+                secret["metadata"]["uid"] = json!(format!("uid-secret-{ns}"));
                 store.secrets.insert((ns.to_string(), name.to_string()), secret.clone());
                 (StatusCode::OK, secret)
             }
@@ -237,6 +288,7 @@ pub fn namespaces(names: &[&str], exclude: &[&str]) -> Settings {
         secret_name: "ecr-credentials".into(),
         service_accounts: Vec::new(),
         adopt: false,
+        events: true,
         timeout: Duration::from_secs(5),
         diagnose_pulls: false,
     }

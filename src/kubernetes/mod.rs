@@ -19,9 +19,14 @@
 //! - [`sync`]: a full sync, every namespace or project at once;
 //! - [`namespaces`]: namespace mode: which namespaces, and one namespace brought up to date;
 //! - [`secret`]: the Secret, and how an existing one is judged;
-//! - [`apply`]: reading, judging and writing the Secret of one namespace;
+//! - [`read`]: how a sync reads the Secrets: one cluster-wide LIST by name, or a GET per namespace;
+//! - [`apply`]: judging and writing the Secret of one namespace;
 //! - [`accounts`]: the Secret merged into ServiceAccounts' `imagePullSecrets`;
 //! - [`projects`]: Rancher 2.12+ project-scoped secrets;
+//! - [`watch`]: new namespaces, ServiceAccounts and changes to our Secrets between refreshes;
+//! - [`relist`]: the watches' LIST-then-WATCH loop, listing again whenever a watch ends early;
+//! - [`heal`]: our Secrets restored when deleted or changed by someone else, and contested ones left alone;
+//! - [`tell`]: which failures become Kubernetes Events, about which object;
 //! - [`watch`]: new namespaces and ServiceAccounts between refreshes;
 //! - [`diagnose`]: failed ECR pulls diagnosed on the Pod (`KUBERNETES_DIAGNOSE_PULLS`), with
 //!   [`pull_failure`] reading kubelet's Events;
@@ -39,14 +44,18 @@ pub mod error;
 pub mod events;
 #[cfg(test)]
 mod fake;
+pub mod heal;
 pub mod namespaces;
 pub mod outcome;
 pub mod projects;
 pub mod pull_failure;
+pub mod read;
+pub mod relist;
 pub mod secret;
 pub mod select;
 pub mod settings;
 pub mod sync;
+pub mod tell;
 pub mod watch;
 
 pub use cluster::Kubernetes;

@@ -6,14 +6,19 @@ use kube::api::{Api, ListParams};
 
 use super::cluster::Kubernetes;
 use super::error::{Call, KubernetesError};
+use super::read::{Lookup, PAGE};
 use super::secret::Desired;
 use super::select::Selection;
 use crate::report::{SyncOptions, Written};
 
 impl Kubernetes {
-    pub(super) async fn list_namespaces(&self, selection: &Selection) -> Result<Vec<String>, KubernetesError> {
+    /// The selected namespaces that are not being deleted: names and uids.
+    pub(super) async fn list_namespaces(
+        &self,
+        selection: &Selection,
+    ) -> Result<Vec<(String, Option<String>)>, KubernetesError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut params = ListParams::default().limit(500);
+        let mut params = ListParams::default().limit(PAGE);
         if let Some(selector) = selection.label_selector() {
             params = params.labels(selector);
         }
@@ -24,7 +29,7 @@ impl Kubernetes {
             for namespace in page.items {
                 let Some(name) = namespace.metadata.name.clone() else { continue };
                 if selection.selects(&name) && !terminating(&namespace) {
-                    names.push(name);
+                    names.push((name, namespace.metadata.uid.clone()));
                 }
             }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -35,15 +40,16 @@ impl Kubernetes {
         Ok(names)
     }
 
-    /// The Secret, then the ServiceAccounts, of one namespace.
+    /// The Secret (as `lookup` found it, or read now), then the ServiceAccounts, of one namespace.
     pub(super) async fn ensure_namespace(
         &self,
         namespace: &str,
         desired: &Desired,
+        lookup: Lookup,
         options: SyncOptions,
     ) -> (Vec<Written>, Option<KubernetesError>) {
         let mut written = Vec::new();
-        match self.ensure_secret(namespace, desired, None, options).await {
+        match self.ensure_secret(namespace, desired, None, lookup, options).await {
             Ok(Some(w)) => written.push(w),
             Ok(None) => {}
             Err(error) => return (written, Some(error)),
@@ -82,7 +88,7 @@ mod tests {
 
         let names = kube.list_namespaces(&selection).await.unwrap();
 
-        assert_eq!(names, ["team-a"]);
+        assert_eq!(names, [("team-a".to_string(), Some("uid-team-a".to_string()))]);
         let seen = fake.take_seen();
         assert_eq!(seen.len(), 1);
         assert!(seen[0].path.contains("labelSelector=ecr-pull%3Dtrue"), "{}", seen[0].path);

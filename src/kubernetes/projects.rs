@@ -23,9 +23,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::cluster::Kubernetes;
+use super::cluster::{Kubernetes, Seen};
 use super::error::{Call, KubernetesError, one_line};
 use super::outcome;
+use super::read::{Listed, Lookup};
 use super::secret::Desired;
 use super::settings::Mode;
 use crate::report::{Failure, SyncOptions, Written};
@@ -125,6 +126,7 @@ impl Kubernetes {
         &self,
         project_id: &str,
         desired: &Desired,
+        listed: &Listed,
         options: SyncOptions,
     ) -> Result<Vec<Written>, KubernetesError> {
         let (cluster, project) = project_id.split_once(':').expect("project ids are checked by the configuration");
@@ -134,7 +136,11 @@ impl Kubernetes {
         let object = call.run(self.settings.timeout, api.get(project)).await?;
         let namespace = backing_namespace(&object, project);
         debug!(project = project_id, namespace, "Project's backing namespace");
-        Ok(self.ensure_secret(&namespace, desired, Some(project), options).await?.into_iter().collect())
+        if !options.dry_run {
+            self.state().homes.insert(namespace.to_string(), Some(project.to_string()));
+        }
+        let lookup = listed.lookup(&namespace);
+        Ok(self.ensure_secret(&namespace, desired, Some(project), lookup, options).await?.into_iter().collect())
     }
 
     /// Every project of RANCHER_PROJECT_SECRETS brought up to date: the patterns' projects listed (one LIST per
@@ -144,6 +150,7 @@ impl Kubernetes {
         &self,
         specs: &[String],
         desired: &Arc<Desired>,
+        secrets: &Listed,
         options: SyncOptions,
     ) -> Vec<ProjectOutcome> {
         let mut outcomes: Vec<ProjectOutcome> = Vec::new();
@@ -178,7 +185,7 @@ impl Kubernetes {
             if let Entry::One { .. } = entry(spec)
                 && !listed.contains_key(spec)
             {
-                let (written, error) = match self.ensure_project(spec, desired, options).await {
+                let (written, error) = match self.ensure_project(spec, desired, secrets, options).await {
                     Ok(written) => (written, None),
                     Err(error) => (Vec::new(), Some(error)),
                 };
@@ -189,7 +196,11 @@ impl Kubernetes {
             .map(|project| {
                 let desired = desired.clone();
                 async move {
-                    match self.ensure_secret(&project.namespace, &desired, Some(&project.name), options).await {
+                    if !options.dry_run {
+                        self.state().homes.insert(project.namespace.clone(), Some(project.name.clone()));
+                    }
+                    let lookup = secrets.lookup(&project.namespace);
+                    match self.ensure_secret(&project.namespace, &desired, Some(&project.name), lookup, options).await {
                         Ok(written) => (project.id, written.into_iter().collect(), None),
                         Err(error) => (project.id, Vec::new(), Some(error)),
                     }
@@ -357,7 +368,7 @@ impl Kubernetes {
                 watch.deferred.insert(project.id.clone());
                 return;
             }
-            if state.seen.get(&project.id).is_some_and(|(g, ok)| *g == state.generation && *ok) {
+            if state.seen.get(&project.id).is_some_and(|s| s.generation == state.generation && s.ok) {
                 return;
             }
             (desired, state.generation, !state.counted.contains(&project.id))
@@ -365,11 +376,12 @@ impl Kubernetes {
         if new {
             info!(target = %target, project = %project.id, namespace = %project.namespace, "New Rancher project");
         }
-        let result =
-            self.ensure_secret(&project.namespace, &desired, Some(&project.name), SyncOptions::default()).await;
+        self.state().homes.insert(project.namespace.clone(), Some(project.name.clone()));
+        let options = SyncOptions::default();
+        let result = self.ensure_secret(&project.namespace, &desired, Some(&project.name), Lookup::Read, options).await;
         let places = {
             let mut state = self.state();
-            state.seen.insert(project.id.clone(), (generation, result.is_ok()));
+            state.seen.insert(project.id.clone(), Seen { uid: None, generation, ok: result.is_ok() });
             state.counted.insert(project.id.clone());
             state.places()
         };
@@ -573,7 +585,12 @@ mod tests {
         assert_eq!(report.places, Some(Places { total: 3, missing: Vec::new() }));
         let reads: Vec<String> = fake.take_seen().into_iter().filter(|s| !s.is_write()).map(|s| s.path).collect();
         let lists: Vec<&String> = reads.iter().filter(|p| !p.contains("/secrets/")).collect();
-        assert_eq!(lists.len(), 3, "one LIST of namespaces, one of the cluster's projects, one GET: {reads:?}");
+        assert_eq!(
+            lists.len(),
+            4,
+            "one LIST of our Secrets, of namespaces, of the cluster's projects, one GET: {reads:?}"
+        );
+        assert!(lists.iter().any(|p| p.starts_with("/api/v1/secrets?")), "{reads:?}");
         assert!(lists.iter().any(|p| p.starts_with("/apis/management.cattle.io/v3/namespaces/c-abc12/projects?")));
         assert!(lists.iter().any(|p| p.as_str() == "/apis/management.cattle.io/v3/namespaces/local/projects/p-xyz34"));
         assert!(!reads.iter().any(|p| p.contains("c-other")), "another cluster is never read: {reads:?}");
@@ -718,8 +735,9 @@ mod tests {
         let secret = fake.secret("c-abc12-p-xyz34", "ecr-credentials").expect("written in the backing namespace");
         assert_eq!(secret["metadata"]["labels"]["management.cattle.io/project-scoped-secret"], "p-xyz34");
         assert_eq!(fake::password_in(&secret).as_deref(), Some("pw"));
-        let first = &fake.take_seen()[0];
-        assert_eq!(first.path, "/apis/management.cattle.io/v3/namespaces/c-abc12/projects/p-xyz34");
+        let seen = fake.take_seen();
+        assert!(seen[0].path.starts_with("/api/v1/secrets?"), "one LIST of the Secrets first: {}", seen[0].path);
+        assert_eq!(seen[1].path, "/apis/management.cattle.io/v3/namespaces/c-abc12/projects/p-xyz34");
     }
 
     #[tokio::test]

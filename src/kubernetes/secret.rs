@@ -166,8 +166,9 @@ pub fn judge(existing: Option<&Secret>, desired: &Desired, adopt: bool, project:
         return Existing::RancherCopy;
     }
     let labels = secret.metadata.labels.as_ref();
-    let ours = labels.and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == MANAGED_BY_US);
-    if !ours && !adopt {
+    let labelled = labels.and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == MANAGED_BY_US);
+    // Someone removed or changed our label: the fields we applied still name us as their manager.
+    if !labelled && !written_by_us(secret) && !adopt {
         return Existing::Foreign;
     }
     if secret.type_.as_deref() != Some(DOCKER_CONFIG_TYPE) {
@@ -175,7 +176,19 @@ pub fn judge(existing: Option<&Secret>, desired: &Desired, adopt: bool, project:
     }
     let project_ok = project.is_none_or(|p| labels.and_then(|l| l.get(PROJECT_SCOPED)).is_some_and(|v| v == p));
     let held = secret.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_JSON)).is_some_and(|d| desired.is_held_by(&d.0));
-    if ours && project_ok && held { Existing::Current } else { Existing::Stale }
+    if labelled && project_ok && held { Existing::Current } else { Existing::Stale }
+}
+
+/// True when this daemon applied fields of the Secret (its field manager is in `managedFields`).
+pub fn written_by_us(secret: &Secret) -> bool {
+    secret.metadata.managed_fields.iter().flatten().any(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+}
+
+/// The field manager that changed the Secret last, other than this daemon (`managedFields`), when there is one.
+pub fn other_writer(secret: &Secret) -> Option<String> {
+    let others =
+        secret.metadata.managed_fields.iter().flatten().filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER));
+    others.max_by_key(|m| m.time.as_ref().map(|t| t.0)).and_then(|m| m.manager.clone()).filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]

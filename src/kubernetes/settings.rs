@@ -59,6 +59,14 @@ pub const ADOPT: Setting = Setting::new(
     Kind::Bool,
     "Kubernetes target: take over an existing Secret of that name that this daemon did not write: true or false (default false: such a Secret is left alone, with an error naming it).",
 );
+pub const EVENTS: Setting = Setting::new(
+    "KUBERNETES_EVENTS",
+    "kubernetes-events",
+    "events",
+    "BOOL",
+    Kind::Bool,
+    "Kubernetes target: Warning Events (WriteFailed, NotOurs, Contested, LinkFailed) about the Secret and ServiceAccounts, in the namespace concerned, at most once per reason and object in 10 minutes: true or false (default true). Needs RBAC events create/patch (events.k8s.io).",
+);
 pub const PROJECT_SECRETS: Setting = Setting::new(
     "RANCHER_PROJECT_SECRETS",
     "rancher-project-secrets",
@@ -78,7 +86,7 @@ pub const DIAGNOSE_PULLS: Setting = Setting::new(
 );
 
 /// The settings of a Kubernetes target, in the order `--help` shows them.
-pub const SETTINGS: [&Setting; 10] = [
+pub const SETTINGS: [&Setting; 11] = [
     &NAMESPACES,
     &SELECTOR,
     &EXCLUDE,
@@ -86,6 +94,7 @@ pub const SETTINGS: [&Setting; 10] = [
     &SERVICE_ACCOUNTS,
     &CONTEXT,
     &ADOPT,
+    &EVENTS,
     &PROJECT_SECRETS,
     &DIAGNOSE_PULLS,
     &KUBECONFIG,
@@ -114,6 +123,8 @@ pub struct Settings {
     pub service_accounts: Vec<String>,
     /// Take over an existing Secret of that name that is not ours.
     pub adopt: bool,
+    /// Send Warning Events about failures (KUBERNETES_EVENTS; on by default).
+    pub events: bool,
     /// Time limit of each call (watches excepted).
     pub timeout: Duration,
     /// Watch kubelet's Events for failed ECR pulls and diagnose them ([`super::diagnose`]).
@@ -157,6 +168,8 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
         }
     }
     let adopt = given.flag(&ADOPT)?;
+    // On unless turned off.
+    let events = given.value(&EVENTS).is_none() || given.flag(&EVENTS)?;
     let diagnose_pulls = given.flag(&DIAGNOSE_PULLS)?;
     let [namespaces_name, selector_name, projects_name] = SELECTING.map(|s| given.name(s));
     let mode = match (names.is_empty() && selector.is_none(), projects.is_empty()) {
@@ -194,7 +207,7 @@ pub fn check(given: &dyn Given, timeout: Duration) -> Result<KubernetesSettings,
     let connection = connection::read(given)?;
     Ok(KubernetesSettings {
         connection,
-        target: Settings { mode, secret_name, service_accounts, adopt, timeout, diagnose_pulls },
+        target: Settings { mode, secret_name, service_accounts, adopt, events, timeout, diagnose_pulls },
     })
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 
-use super::cluster::Kubernetes;
+use super::cluster::{Kubernetes, Seen};
 use super::error::KubernetesError;
 use super::secret::Desired;
 use super::settings::Mode;
@@ -18,6 +18,8 @@ const CONCURRENCY: usize = 16;
 /// The outcome of one namespace or project.
 struct PlaceOutcome {
     place: String,
+    /// The namespace's uid (namespace mode).
+    uid: Option<String>,
     written: Vec<Written>,
     error: Option<KubernetesError>,
 }
@@ -32,21 +34,34 @@ impl Kubernetes {
     ) -> Result<SyncReport<KubernetesError>, KubernetesError> {
         let (desired, generation) = self.set_desired(tokens);
         if !options.dry_run {
-            self.state().syncing = true;
+            let mut state = self.state();
+            state.syncing = true;
+            // A refresh ends a contest: the Secret is written again, and restored again as often as before.
+            state.contested.clear();
+            state.restorations.clear();
         }
         let outcomes = self.sync_places(&desired, options).await;
         if !options.dry_run {
             self.state().syncing = false;
         }
         let outcomes = outcomes?;
+        if !options.dry_run {
+            // Where people look: an Event about each failure (at most once per reason and object in 10 min).
+            let told = outcomes.iter().filter_map(|o| o.error.as_ref()).map(|e| self.tell(e));
+            futures_util::future::join_all(told).await;
+        }
 
         let mut report = SyncReport::default();
         let mut places = Places { total: outcomes.len(), missing: Vec::new() };
         if !options.dry_run {
             let mut state = self.state();
             state.counted = outcomes.iter().map(|o| o.place.clone()).collect();
+            if let Mode::Namespaces(_) = self.settings.mode {
+                state.homes = outcomes.iter().map(|o| (o.place.clone(), None)).collect();
+            }
             for outcome in &outcomes {
-                state.seen.insert(outcome.place.clone(), (generation, outcome.error.is_none()));
+                let seen = Seen { uid: outcome.uid.clone(), generation, ok: outcome.error.is_none() };
+                state.seen.insert(outcome.place.clone(), seen);
             }
         }
         for outcome in outcomes {
@@ -76,24 +91,32 @@ impl Kubernetes {
         Ok(match &self.settings.mode {
             Mode::Namespaces(selection) => {
                 let namespaces = self.list_namespaces(selection).await?;
+                let listed = self.list_secrets().await?;
+                let listed = &listed;
                 stream::iter(namespaces)
-                    .map(|namespace| {
+                    .map(|(namespace, uid)| {
                         let desired = desired.clone();
                         async move {
-                            let outcome = self.ensure_namespace(&namespace, &desired, options).await;
-                            PlaceOutcome { place: namespace, written: outcome.0, error: outcome.1 }
+                            let lookup = listed.lookup(&namespace);
+                            let outcome = self.ensure_namespace(&namespace, &desired, lookup, options).await;
+                            PlaceOutcome { place: namespace, uid, written: outcome.0, error: outcome.1 }
                         }
                     })
                     .buffer_unordered(CONCURRENCY)
                     .collect()
                     .await
             }
-            Mode::Projects(projects) => self
-                .sync_projects(projects, desired, options)
-                .await
-                .into_iter()
-                .map(|(place, written, error)| PlaceOutcome { place, written, error })
-                .collect(),
+            Mode::Projects(projects) => {
+                let secrets = self.list_secrets().await?;
+                if !options.dry_run {
+                    self.state().homes.clear();
+                }
+                self.sync_projects(projects, desired, &secrets, options)
+                    .await
+                    .into_iter()
+                    .map(|(place, written, error)| PlaceOutcome { place, uid: None, written, error })
+                    .collect()
+            }
         })
     }
 }

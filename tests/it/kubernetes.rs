@@ -25,20 +25,20 @@ use crate::harness::*;
 #[path = "diagnose.rs"]
 mod diagnose;
 
-const SECRET: &str = "ecr-credentials";
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub(crate) const SECRET: &str = "ecr-credentials";
+pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// How long a new namespace may wait for its Secret.
 const NEW_NAMESPACE_LIMIT: Duration = Duration::from_secs(5);
 
 /// The API server from `k8s env`, and what the tests need to use it.
 pub struct Cluster {
-    api: String,
-    ca: String,
-    admin_token: String,
-    app_token: String,
-    kubectl: PathBuf,
-    dir: PathBuf,
-    prefix: String,
+    pub(crate) api: String,
+    pub(crate) ca: String,
+    pub(crate) admin_token: String,
+    pub(crate) app_token: String,
+    pub(crate) kubectl: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) prefix: String,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -68,7 +68,13 @@ pub(crate) async fn cluster(test: &str) -> Option<Cluster> {
 
 impl Cluster {
     /// A kubeconfig for `token`, optionally through another server URL (a proxy) and impersonating a user.
-    fn kubeconfig(&self, name: &str, token: &str, server: Option<&str>, impersonate: Option<&str>) -> PathBuf {
+    pub(crate) fn kubeconfig(
+        &self,
+        name: &str,
+        token: &str,
+        server: Option<&str>,
+        impersonate: Option<&str>,
+    ) -> PathBuf {
         let server = server.unwrap_or(&self.api);
         let impersonate = impersonate.map(|user| format!("\n    as: {user}")).unwrap_or_default();
         // The Kubernetes client verifies the server's certificate against the test CA, as on a real cluster.
@@ -85,7 +91,7 @@ impl Cluster {
         self.kubeconfig("app", &self.app_token, None, None)
     }
 
-    async fn admin(&self) -> kube::Client {
+    pub(crate) async fn admin(&self) -> kube::Client {
         let path = self.kubeconfig("admin", &self.admin_token, None, None);
         let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
@@ -93,7 +99,7 @@ impl Cluster {
     }
 
     /// `kubectl apply` as admin.
-    async fn apply(&self, yaml: &str) {
+    pub(crate) async fn apply(&self, yaml: &str) {
         let admin = self.kubeconfig("admin", &self.admin_token, None, None);
         let mut child = tokio::process::Command::new(&self.kubectl)
             .args(["--kubeconfig", admin.to_str().unwrap(), "apply", "-f", "-"])
@@ -111,14 +117,14 @@ impl Cluster {
     }
 
     /// The RBAC of deploy/kubernetes/rbac, bound to the user `app-user` instead of the ServiceAccount.
-    async fn bind_app_user(&self) {
+    pub(crate) async fn bind_app_user(&self) {
         for file in ["namespaces.yaml", "secrets.yaml", "secrets-binding.yaml", "serviceaccounts.yaml"] {
             self.apply(&for_user(&deploy_file("rbac", file), "app-user")).await;
         }
         self.apply(&deploy_file("rbac-projects", "projects.yaml")).await;
     }
 
-    fn name(&self, suffix: &str) -> String {
+    pub(crate) fn name(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.prefix)
     }
 
@@ -148,7 +154,7 @@ impl Cluster {
             .unwrap();
     }
 
-    async fn secret(&self, namespace: &str) -> Option<Secret> {
+    pub(crate) async fn secret(&self, namespace: &str) -> Option<Secret> {
         Api::<Secret>::namespaced(self.admin().await, namespace).get_opt(SECRET).await.unwrap()
     }
 
@@ -199,20 +205,20 @@ impl Drop for Cluster {
     }
 }
 
-fn deploy_file(dir: &str, file: &str) -> String {
+pub(crate) fn deploy_file(dir: &str, file: &str) -> String {
     let path = format!("{}/deploy/kubernetes/{dir}/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The manifests bind the daemon's ServiceAccount; the tests run the binary as a user.
-fn for_user(yaml: &str, user: &str) -> String {
+pub(crate) fn for_user(yaml: &str, user: &str) -> String {
     let subject = "  - kind: ServiceAccount\n    name: rancher-ecr-credentials\n    namespace: rancher-ecr-credentials";
     assert!(!yaml.contains("kind: ClusterRoleBinding") || yaml.contains(subject), "the subject changed:\n{yaml}");
     yaml.replace(subject, &format!("  - kind: User\n    apiGroup: rbac.authorization.k8s.io\n    name: {user}"))
 }
 
 /// The decoded `.dockerconfigjson` of a Secret.
-fn docker_config(secret: &Secret) -> serde_json::Value {
+pub(crate) fn docker_config(secret: &Secret) -> serde_json::Value {
     let data = &secret.data.as_ref().expect("data")[".dockerconfigjson"].0;
     serde_json::from_slice(data).expect("JSON")
 }
@@ -280,13 +286,13 @@ async fn writes_one_secret_per_selected_namespace_by_name_glob_selector_and_excl
     k8s.assert_no_secrets(&run.output);
 }
 
-async fn http_status(port: u16, path: &str) -> (u16, String) {
+pub(crate) async fn http_status(port: u16, path: &str) -> (u16, String) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let response = client.get(format!("http://127.0.0.1:{port}{path}")).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-fn port_of(env: &[(String, String)]) -> u16 {
+pub(crate) fn port_of(env: &[(String, String)]) -> u16 {
     env.iter().find(|(k, _)| k == "LISTEN_PORT").unwrap().1.parse().unwrap()
 }
 

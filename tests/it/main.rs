@@ -12,6 +12,7 @@ mod ha;
 mod hardening;
 mod harness;
 mod kubernetes;
+mod kubernetes_heal;
 mod leader;
 mod observability;
 mod pod_identity;
