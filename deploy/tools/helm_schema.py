@@ -161,11 +161,13 @@ schema = {
             "serviceAccounts": csv("KUBERNETES_SERVICE_ACCOUNTS"),
             "adoptSecrets": b("KUBERNETES_ADOPT_SECRETS"),
             "diagnosePulls": b("KUBERNETES_DIAGNOSE_PULLS"),
+            "events": b("KUBERNETES_EVENTS"),
         }),
         "rancherProjectSecrets": obj({
             "projects": csv("RANCHER_PROJECT_SECRETS", project_pattern),
             "secretName": s("KUBERNETES_SECRET_NAME", pattern="^$|^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
             "adoptSecrets": b("KUBERNETES_ADOPT_SECRETS"),
+            "events": b("KUBERNETES_EVENTS"),
             "backingNamespaces": csv("backing namespaces for rbac.scope namespaced"),
         }),
     }, required=["mode"]),
