@@ -152,8 +152,10 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
         );
         sources.push(Arc::new(Source::new(spec.name.clone(), ecr, spec.addresses.clone(), config.host_forms.clone())));
     }
-    // The elector's client: its own connection pool, bounded by the elector's timeout, so that renewals never
-    // wait behind a slow sync.
+    // The elector's client: its own connection pool, so that renewals never wait behind a slow sync. It is the
+    // long-read-timeout client: each attempt is bounded by the elector itself, and a read timeout equal to the
+    // renew period would expire the idle pooled connection just as the next renewal takes it ("connection error:
+    // timed out" on every other renewal).
     let election = match &config.leader {
         None => None,
         Some(election) => {
@@ -165,7 +167,7 @@ pub async fn run_until(config: Config, shutdown: CancellationToken) -> Exit {
                 return bad_config("LEADER_ELECTION: no Kubernetes API server to hold the Lease");
             };
             match kubernetes::connection::clients(connection, election.settings.timeout).await {
-                Ok((client, _)) => Some((client, election.settings.clone(), connection.server().to_string())),
+                Ok((_, client)) => Some((client, election.settings.clone(), connection.server().to_string())),
                 Err(e) => return bad_config(&e),
             }
         }
