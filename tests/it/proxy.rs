@@ -92,8 +92,16 @@ async fn a_plain_proxy_tunnels_tls_to_an_origin_trusted_through_aws_ca_bundle() 
     assert_eq!(secret_of(&cattle, &credential), credential_before);
 }
 
-#[tokio::test]
-async fn assume_role_goes_to_sts_through_the_proxy_too() {
+/// ECR and STS reachable only through a TLS-inspecting proxy, under their real host names; ECR knows the role's
+/// access key as ACCOUNT's caller.
+struct StsBehindProxy {
+    ecr: standins::ecr::FakeEcr,
+    cattle: standins::cattle::FakeCattle,
+    sts: FakeSts,
+    proxy: FakeProxy,
+}
+
+async fn sts_behind_proxy() -> StsBehindProxy {
     let (ecr, cattle) = (ecr().await, cattle().await);
     let sts = FakeSts::start().await;
     sts.add_role(ROLE, None);
@@ -102,6 +110,12 @@ async fn assume_role_goes_to_sts_through_the_proxy_too() {
     proxy.route(ECR_HOST, ecr.addr());
     proxy.route("sts.us-east-1.amazonaws.com", sts.addr());
     proxy.route("sts.amazonaws.com", sts.addr());
+    StsBehindProxy { ecr, cattle, sts, proxy }
+}
+
+#[tokio::test]
+async fn assume_role_goes_to_sts_through_the_proxy_too() {
+    let StsBehindProxy { ecr, cattle, sts, proxy } = sts_behind_proxy().await;
     let credential = cattle.add_credential(&cattle.add_registry(&host(ACCOUNT)), "AWS", OLD_PASSWORD);
     let mut env = proxied_env(&ecr, &format!("{}/v2-beta", cattle.url()), &proxy.url());
     set(&mut env, "SSL_CERT_FILE", &write_ca(&proxy, "sts").display().to_string());
@@ -221,14 +235,7 @@ async fn rancher_is_reached_through_the_same_proxy() {
 
 #[tokio::test]
 async fn web_identity_goes_to_sts_through_the_proxy_too() {
-    let (ecr, cattle) = (ecr().await, cattle().await);
-    let sts = FakeSts::start().await;
-    sts.add_role(ROLE, None);
-    ecr.set_caller_account(&sts.access_key_for(ROLE), ACCOUNT);
-    let proxy = FakeProxy::start(ProxyConfig { inspect_tls: true, ..ProxyConfig::default() }).await;
-    proxy.route(ECR_HOST, ecr.addr());
-    proxy.route("sts.us-east-1.amazonaws.com", sts.addr());
-    proxy.route("sts.amazonaws.com", sts.addr());
+    let StsBehindProxy { ecr, cattle, sts, proxy } = sts_behind_proxy().await;
     let credential = cattle.add_credential(&cattle.add_registry(&host(ACCOUNT)), "AWS", OLD_PASSWORD);
     let token_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-irsa-token", std::process::id()));
     std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.projected-service-account-token.sig").unwrap();
