@@ -24,9 +24,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Server {
     pub api: String,
-    ca: String,
-    admin_token: String,
-    app_token: String,
+    pub(crate) ca: String,
+    pub(crate) admin_token: String,
+    pub(crate) app_token: String,
     pub prefix: String,
 }
 
@@ -35,6 +35,11 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The server from `k8s env`; panics, saying how to start it, without its environment (the tests that call this
 /// are `#[ignore]`d unless asked for).
 pub fn server(test: &str) -> Server {
+    server_with_prefix(test, 'l')
+}
+
+/// [`server`], with the test's unique name prefix (for its namespaces) starting with `letter`.
+pub(crate) fn server_with_prefix(test: &str, letter: char) -> Server {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (Some(api), Some(ca), Some(admin_token), Some(app_token)) =
         (var("K8S_API"), var("K8S_CA"), var("K8S_ADMIN_TOKEN"), var("K8S_APP_TOKEN"))
@@ -46,7 +51,7 @@ pub fn server(test: &str) -> Server {
     };
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 100_000_000;
-    let prefix = format!("l{stamp}-{}{n}", std::process::id() % 1000);
+    let prefix = format!("{letter}{stamp}-{}{n}", std::process::id() % 1000);
     Server { api: api.trim_end_matches('/').to_string(), ca, admin_token, app_token, prefix }
 }
 

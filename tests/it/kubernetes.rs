@@ -46,19 +46,13 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The server from `k8s env`. The tests that call this are ignored unless asked for, and then need it: without
 /// its environment they fail, saying how to start it.
 pub(crate) async fn cluster(test: &str) -> Option<Cluster> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(api), Some(ca), Some(admin_token), Some(app_token)) =
-        (var("K8S_API"), var("K8S_CA"), var("K8S_ADMIN_TOKEN"), var("K8S_APP_TOKEN"))
-    else {
-        panic!(
-            "{test}: needs a Kubernetes API server: run ../shared/tools/k8s all and source \"$(../shared/tools/k8s env)\" \
-             (K8S_API, K8S_CA, K8S_ADMIN_TOKEN and K8S_APP_TOKEN are not set)"
-        );
-    };
-    let kubectl = var("K8S_BIN").map(|bin| PathBuf::from(bin).join("kubectl")).unwrap_or_else(|| "kubectl".into());
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 100_000_000;
-    let prefix = format!("t{stamp}-{}{n}", std::process::id() % 1000);
+    let crate::apiserver::Server { api, ca, admin_token, app_token, prefix } =
+        crate::apiserver::server_with_prefix(test, 't');
+    let kubectl = std::env::var("K8S_BIN")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|bin| PathBuf::from(bin).join("kubectl"))
+        .unwrap_or_else(|| "kubectl".into());
     let dir = std::env::temp_dir().join(format!("recs-k8s-{prefix}"));
     std::fs::create_dir_all(&dir).unwrap();
     let cluster = Cluster { api, ca, admin_token, app_token, kubectl, dir, prefix };
