@@ -410,10 +410,7 @@ pub async fn lead<W, Fut>(
         tokio::pin!(run);
         let lost = tokio::select! {
             _ = &mut run => false,
-            result = state.wait_for(|leader| !*leader) => {
-                let _ = result.is_ok();
-                true
-            }
+            _ = state.wait_for(|leader| !*leader) => true,
         };
         term.cancel();
         if lost {

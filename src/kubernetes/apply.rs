@@ -8,7 +8,7 @@ use tracing::warn;
 use super::cluster::Kubernetes;
 use super::error::{Call, KubernetesError};
 use super::read::Lookup;
-use super::secret::{Desired, Existing, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_US, judge, written_by_us};
+use super::secret::{Desired, Existing, FIELD_MANAGER, judge, labelled_ours, written_by_us};
 use crate::report::{Action, SyncOptions, Written};
 
 /// Reading a Secret, judging it, and writing it when it is missing or holds another token.
@@ -44,10 +44,7 @@ impl Kubernetes {
                 return Err(KubernetesError::WrongType { place, type_ });
             }
         };
-        let adopted = existing.as_ref().is_some_and(|s| {
-            s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str) != Some(MANAGED_BY_US)
-                && !written_by_us(s)
-        });
+        let adopted = existing.as_ref().is_some_and(|s| !labelled_ours(s) && !written_by_us(s));
         if !options.dry_run {
             if adopted {
                 warn!(secret = %place, "Adopting a Secret that was not ours (KUBERNETES_ADOPT_SECRETS is on)");

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use super::cluster::Kubernetes;
 use super::error::{Call, KubernetesError, one_line};
 use super::pull_failure::{self, Cause, ContainerList, EcrImage, EventFacts, Skip};
-use super::secret::{DOCKER_CONFIG_JSON, MANAGED_BY, MANAGED_BY_US};
+use super::secret::{DOCKER_CONFIG_JSON, labelled_ours};
 use super::settings::{self, Mode};
 use crate::address;
 use crate::status::Status;
@@ -384,9 +384,7 @@ impl Kubernetes {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
             let call = Call { verb: "get", resource: "secrets", place: format!("{namespace}/{secret_name}") };
             let secret = call.run(timeout, secrets.get_opt(secret_name)).await?;
-            facts.secret_ours = secret.as_ref().map(|s| {
-                s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == MANAGED_BY_US)
-            });
+            facts.secret_ours = secret.as_ref().map(labelled_ours);
             facts.secret_hosts = secret.as_ref().map(secret_hosts).unwrap_or_default();
             facts.referenced = pod
                 .spec

@@ -166,7 +166,7 @@ pub fn judge(existing: Option<&Secret>, desired: &Desired, adopt: bool, project:
         return Existing::RancherCopy;
     }
     let labels = secret.metadata.labels.as_ref();
-    let labelled = labels.and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == MANAGED_BY_US);
+    let labelled = labelled_ours(secret);
     // Someone removed or changed our label: the fields we applied still name us as their manager.
     if !labelled && !written_by_us(secret) && !adopt {
         return Existing::Foreign;
@@ -177,6 +177,11 @@ pub fn judge(existing: Option<&Secret>, desired: &Desired, adopt: bool, project:
     let project_ok = project.is_none_or(|p| labels.and_then(|l| l.get(PROJECT_SCOPED)).is_some_and(|v| v == p));
     let held = secret.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_JSON)).is_some_and(|d| desired.is_held_by(&d.0));
     if labelled && project_ok && held { Existing::Current } else { Existing::Stale }
+}
+
+/// True when the Secret carries our managed-by label.
+pub fn labelled_ours(secret: &Secret) -> bool {
+    secret.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).is_some_and(|v| v == MANAGED_BY_US)
 }
 
 /// True when this daemon applied fields of the Secret (its field manager is in `managedFields`).
