@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::cluster::{Kubernetes, Seen};
+use super::cluster::Kubernetes;
 use super::outcome;
 use super::read::Lookup;
 use super::secret::{Existing, judge, other_writer};
@@ -69,9 +69,9 @@ impl Kubernetes {
                 if let (Some(listed), Some(namespace)) = (listing.0.as_mut(), secret.metadata.namespace.clone()) {
                     listed.insert(namespace);
                 }
-                self.seen_secret(target, status, Some(secret), None).await;
+                self.seen_secret(target, status, secret).await;
             }
-            watcher::Event::Apply(secret) => self.seen_secret(target, status, Some(secret), None).await,
+            watcher::Event::Apply(secret) => self.seen_secret(target, status, secret).await,
             watcher::Event::Delete(secret) => {
                 let namespace = secret.metadata.namespace.clone();
                 let writer = other_writer(&secret);
@@ -93,10 +93,10 @@ impl Kubernetes {
     }
 
     /// A Secret the watch shows: restored when it does not hold the current token.
-    async fn seen_secret(&self, target: &str, status: &Status, secret: Option<Secret>, writer: Option<String>) {
-        let Some(namespace) = secret.as_ref().and_then(|s| s.metadata.namespace.clone()) else { return };
-        let writer = writer.or_else(|| secret.as_ref().and_then(other_writer));
-        self.restore(target, status, &namespace, secret, writer).await;
+    async fn seen_secret(&self, target: &str, status: &Status, secret: Secret) {
+        let Some(namespace) = secret.metadata.namespace.clone() else { return };
+        let writer = other_writer(&secret);
+        self.restore(target, status, &namespace, Some(secret), writer).await;
     }
 
     /// Judges the Secret of `namespace` as the watch shows it (`None`: there is none) and writes it again when it
@@ -110,8 +110,14 @@ impl Kubernetes {
         writer: Option<String>,
     ) -> Verdict {
         let (desired, generation, project) = {
-            let state = self.state();
+            let mut state = self.state();
             let (Some(desired), Some(project)) = (state.desired.clone(), state.homes.get(namespace).cloned()) else {
+                // A sync in project mode builds its homes anew while it runs: a namespace not (yet) among them is
+                // looked at again when the sync ends, not dismissed.
+                if state.syncing {
+                    state.pending.insert(namespace.to_string());
+                    return Verdict::Deferred;
+                }
                 return Verdict::NotOurs;
             };
             (desired, state.generation, project)
@@ -174,7 +180,8 @@ impl Kubernetes {
         {
             let mut state = self.state();
             if let Some(seen) = state.seen.get_mut(namespace) {
-                *seen = Seen { uid: seen.uid.clone(), generation, ok };
+                seen.generation = generation;
+                seen.ok = ok;
             }
         }
         match result {
@@ -357,6 +364,25 @@ mod tests {
         kube.after_sync("t", &status).await;
 
         assert!(fake.secret("apps", "ecr-credentials").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_change_in_a_namespace_a_running_sync_has_not_reached_yet_is_looked_at_when_it_ends() {
+        // Project mode rebuilds its homes while a sync runs: a change seen before the sync reached the namespace
+        // must not be dismissed as not ours.
+        let (fake, kube, status) = synced(&["apps"]).await;
+        kube.state().syncing = true;
+        let home = kube.state().homes.remove("apps");
+        fake.store().secrets.clear();
+        assert_eq!(kube.restore("t", &status, "apps", None, None).await, Verdict::Deferred);
+        assert_eq!(writes(&fake), 0);
+        kube.state().homes.extend(home.map(|project| ("apps".to_string(), project)));
+        kube.state().syncing = false;
+
+        kube.after_sync("t", &status).await;
+
+        assert!(fake.secret("apps", "ecr-credentials").is_some());
+        assert_eq!(kube.restore("t", &status, "elsewhere", None, None).await, Verdict::NotOurs, "outside a sync");
     }
 
     #[tokio::test]
