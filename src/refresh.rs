@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::address::{self, HostForm};
 use crate::ecr::{Ecr, EcrError};
-use crate::report::SyncOptions;
+use crate::report::{SyncOptions, rfc3339};
 use crate::schedule::{Backoff, ExpiryProblem, Schedule};
 use crate::status::Status;
 use crate::target::{self, Target, TargetError};
@@ -189,10 +189,6 @@ impl CycleError {
     }
 }
 
-fn when(at: Option<SystemTime>) -> String {
-    at.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_else(|| "unknown".into())
-}
-
 impl Refresher {
     /// One refresh: ECR first, then the target. Logs one line per credential written and per problem, and
     /// reports to [`Status`].
@@ -340,7 +336,7 @@ pub struct Pacing<'a> {
 impl Pacing<'_> {
     pub fn delay_after_success(&self, success: &CycleSuccess) -> Duration {
         let (delay, problem) = self.schedule.after_success(SystemTime::now(), success.earliest_expiry, fastrand::f64());
-        let expires = when(success.earliest_expiry);
+        let expires = rfc3339(success.earliest_expiry);
         match problem {
             None => {}
             Some(ExpiryProblem::Missing) => {

@@ -117,7 +117,7 @@ pub struct Failure<E> {
     pub error: E,
 }
 
-/// Formats an expiry for a log line (empty when unknown).
+/// Formats an expiry for a log line (`unknown` when there is none).
 pub fn rfc3339(at: Option<std::time::SystemTime>) -> String {
-    at.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_default()
+    at.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_else(|| "unknown".into())
 }

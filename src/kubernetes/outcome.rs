@@ -6,14 +6,13 @@ use std::time::SystemTime;
 use tracing::{error, info, warn};
 
 use super::error::KubernetesError;
-use crate::report::{Failure, Written};
+use crate::report::{Failure, Written, rfc3339};
 use crate::status::Status;
 
 /// One line per Secret or ServiceAccount written (or, with `dry_run`, that would be).
 pub fn log_written(target: &str, written: &Written, expires_at: Option<SystemTime>, dry_run: bool) {
-    let expires_at = expires_at.map(|t| humantime::format_rfc3339_seconds(t).to_string());
     info!(registry = %written.host, target = %target, resource = %written.resource,
-        expires_at = %expires_at.as_deref().unwrap_or("unknown"), "{}", written.action.message(dry_run));
+        expires_at = %rfc3339(expires_at), "{}", written.action.message(dry_run));
 }
 
 /// Counts a failed namespace (or project) in the metrics and logs it: ERROR with what to do when retrying will

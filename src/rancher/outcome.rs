@@ -6,14 +6,13 @@ use std::time::SystemTime;
 use tracing::{error, info, warn};
 
 use super::error::RancherError;
-use crate::report::{Failure, Notice, Written};
+use crate::report::{Failure, Notice, Written, rfc3339};
 use crate::status::Status;
 
 /// One line per credential written (or, with `dry_run`, that would be).
 pub fn log_written(target: &str, written: &Written, expires_at: Option<SystemTime>, dry_run: bool) {
-    let expires_at = expires_at.map(|t| humantime::format_rfc3339_seconds(t).to_string());
     info!(registry = %written.host, rancher = %target, scope = written.scope.as_deref(),
-        resource = %written.resource, expires_at = %expires_at.as_deref().unwrap_or("unknown"),
+        resource = %written.resource, expires_at = %rfc3339(expires_at),
         "{}", written.action.message(dry_run));
 }
 
