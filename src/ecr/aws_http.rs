@@ -144,24 +144,35 @@ impl Proxies {
     /// `HTTPS_PROXY` is the one that counts: every AWS API is HTTPS, and the plain-HTTP endpoints (instance and
     /// container metadata) are never proxied.
     fn sdk_config(&self) -> Result<ProxyConfig, AwsHttpError> {
-        let (variable, config) = match (&self.https, &self.http) {
+        let (variable, config) = match self.used() {
             (None, None) => return Ok(ProxyConfig::disabled()),
-            (Some(https), Some(http)) if https == http => ("HTTPS_PROXY", ProxyConfig::all(https.url.as_str())),
-            (Some(https), _) => ("HTTPS_PROXY", ProxyConfig::https(https.url.as_str())),
+            (Some(https), Some(_)) => ("HTTPS_PROXY", ProxyConfig::all(https.url.as_str())),
+            (Some(https), None) => ("HTTPS_PROXY", ProxyConfig::https(https.url.as_str())),
             (None, Some(http)) => ("HTTP_PROXY", ProxyConfig::http(http.url.as_str())),
         };
         let config = config.map_err(|e| invalid(variable, format!("not a usable proxy URL: {e}")))?;
         Ok(config.no_proxy(&self.no_proxy))
     }
 
+    /// The proxies AWS calls really use, for `https://` and for `http://` endpoints: the SDK takes one proxy URL,
+    /// so `HTTP_PROXY` counts only when it is the same as `HTTPS_PROXY` or alone.
+    fn used(&self) -> (Option<&ProxyUrl>, Option<&ProxyUrl>) {
+        match (&self.https, &self.http) {
+            (Some(https), Some(http)) if https == http => (Some(https), Some(https)),
+            (Some(https), _) => (Some(https), None),
+            (None, http) => (None, http.as_ref()),
+        }
+    }
+
     /// The proxy a request to `url` goes through, without credentials; `None` when it goes directly.
     pub fn proxy_for(&self, url: &str) -> Option<String> {
         let uri: http::Uri = url.parse().ok()?;
+        let (https, http) = self.used();
         let mut builder = Matcher::builder().no(self.no_proxy.clone());
-        if let Some(https) = &self.https {
+        if let Some(https) = https {
             builder = builder.https(https.shown.clone());
         }
-        if let Some(http) = &self.http {
+        if let Some(http) = http {
             builder = builder.http(http.shown.clone());
         }
         builder.build().intercept(&uri).map(|intercept| redact::proxy_uri(intercept.uri()))
@@ -305,6 +316,13 @@ mod tests {
         assert_eq!(cgi.proxy_for("http://ecr.local:8080"), None);
         let all = proxies(&[("ALL_PROXY", "http://all:9")]).unwrap();
         assert_eq!(all.proxy_for("https://api.ecr.us-east-1.amazonaws.com").as_deref(), Some("http://all:9"));
+    }
+
+    #[test]
+    fn with_two_different_proxies_the_one_the_sdk_uses_is_the_one_shown() {
+        let p = proxies(&[("HTTPS_PROXY", "http://secure:1"), ("HTTP_PROXY", "http://plain:2")]).unwrap();
+        assert_eq!(p.proxy_for("https://api.ecr.us-east-1.amazonaws.com").as_deref(), Some("http://secure:1"));
+        assert_eq!(p.proxy_for("http://localstack:4566"), None, "the SDK takes HTTPS_PROXY only: http goes direct");
     }
 
     #[test]
