@@ -48,6 +48,8 @@ pub struct Probe {
     root: Url,
     settings: TargetSettings,
     resolved: tokio::sync::OnceCell<Box<Rancher>>,
+    /// Told when `resolved` is set, so that the watch waits for it without polling.
+    found: tokio::sync::Notify,
 }
 
 impl Rancher {
@@ -70,9 +72,13 @@ impl Rancher {
                 let session = Session::new(http, v3_auth(&settings.auth));
                 Rancher::V3(v3::V3::new(session, base, scope, settings.projects_check_interval))
             }
-            Endpoint::Unversioned { root } => {
-                Rancher::Probe(Probe { http, root, settings, resolved: tokio::sync::OnceCell::new() })
-            }
+            Endpoint::Unversioned { root } => Rancher::Probe(Probe {
+                http,
+                root,
+                settings,
+                resolved: tokio::sync::OnceCell::new(),
+                found: tokio::sync::Notify::new(),
+            }),
         }
     }
 
@@ -113,13 +119,17 @@ impl Rancher {
         match self {
             Rancher::V3(v3) => v3.watch(name, status, shutdown).await,
             Rancher::Probe(probe) => loop {
-                // Which API the URL speaks is known after the first refresh.
+                // Which API the URL speaks is known after the first successful refresh; wait for it without
+                // waking up meanwhile (registered before looking, so that no notification is missed).
+                let found = probe.found.notified();
+                tokio::pin!(found);
+                found.as_mut().enable();
                 if let Some(target) = probe.resolved.get() {
                     return Box::pin(target.watch(name, status, shutdown)).await;
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = found => {}
                 }
             },
             Rancher::Cattle(_) | Rancher::Environments(_) => {}
@@ -139,6 +149,7 @@ impl Rancher {
             Rancher::V3(v3) => v3.sync(tokens, options).await,
             Rancher::Probe(probe) => {
                 let target = probe.resolved.get_or_try_init(|| probe.resolve()).await?;
+                probe.found.notify_waiters();
                 Box::pin(target.sync(tokens, options)).await
             }
         }
@@ -177,14 +188,7 @@ impl Probe {
             Endpoint::Cattle(endpoint::CattleEndpoint::v1_under(&self.root))
         };
         tracing::info!(rancher = %self.root, api = %endpoint, "Found which Rancher API the URL speaks");
-        let settings = TargetSettings {
-            auth: self.settings.auth.clone(),
-            projects: self.settings.projects.clone(),
-            cluster: self.settings.cluster.clone(),
-            projects_check_interval: self.settings.projects_check_interval,
-            environments: self.settings.environments.clone(),
-        };
-        Ok(Box::new(Rancher::new(self.http.clone(), endpoint, settings)))
+        Ok(Box::new(Rancher::new(self.http.clone(), endpoint, self.settings.clone())))
     }
 }
 

@@ -200,6 +200,7 @@ pub struct BasicCredentials {
 }
 
 /// The parts of the Rancher settings that shape a target.
+#[derive(Clone)]
 pub struct TargetSettings {
     pub auth: RancherAuth,
     pub projects: Vec<String>,

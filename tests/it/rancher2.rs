@@ -477,3 +477,27 @@ async fn a_project_added_while_the_daemon_runs_gets_its_credential_within_one_ch
     assert_eq!(code, Some(0), "{output}");
     assert_no_secrets2(&output, &[]);
 }
+
+#[tokio::test]
+async fn a_bare_url_looks_for_new_projects_once_the_probe_has_found_v3() {
+    let (ecr, rancher) = (ecr().await, rancher2().await);
+    let project = rancher.add_project("c-one", "Default");
+    rancher.add_credential(&project, "ecr", &[(&host(ACCOUNT), "AWS", OLD_PASSWORD)]);
+    let mut env = env2(&ecr, &rancher.url());
+    set(&mut env, "RANCHER_CLUSTER", "c-one");
+    set(&mut env, "RANCHER_PROJECTS_CHECK_INTERVAL", "1s");
+    set(&mut env, "LISTEN_ADDRESS", "127.0.0.1");
+    set(&mut env, "LISTEN_PORT", &free_port().to_string());
+    let daemon = Daemon::start(&env, &[]);
+
+    // The watch waits for the probe's answer (told by the first refresh), then checks at its interval.
+    daemon.wait_for_log("Found which Rancher API the URL speaks", Duration::from_secs(15)).await;
+    daemon.wait_for_log("Looking for new projects between refreshes", Duration::from_secs(5)).await;
+    let added = rancher.add_project("c-one", "New");
+    let in_added = rancher.add_credential(&added, "ecr", &[(&host(ACCOUNT), "AWS", OLD_PASSWORD)]);
+    wait_until(Duration::from_secs(5), || {
+        password_of(&rancher, &in_added, &host(ACCOUNT)).as_deref() == Some(NEW_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the new project's credential:\n{}", daemon.output()));
+}
