@@ -55,7 +55,7 @@ pub struct TargetSpec {
 /// The registry hosts a source will get tokens for, as far as they are known without calling AWS.
 pub fn expected_hosts(source: &SourceSpec, region: &str) -> Vec<String> {
     if source.public {
-        return vec![format!("{} (ECR Public, token from us-east-1)", crate::ecr::PUBLIC_HOST)];
+        return vec![format!("{} (ECR Public, token from {})", crate::ecr::PUBLIC_HOST, crate::ecr::PUBLIC_REGION)];
     }
     source
         .aws

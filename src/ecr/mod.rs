@@ -175,7 +175,8 @@ pub struct Ecr {
 impl Ecr {
     /// Builds the client. Loads the default chain lazily: no network call happens until the first request.
     /// `endpoint` overrides the ECR endpoint (otherwise `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL` apply).
-    /// Every call of the client, of its credential providers and of STS goes through `http`.
+    /// Every call of the client, of its credential providers and of STS goes through `http`. `region` is the one
+    /// [`resolve_region`] gave (us-east-1 for ECR Public).
     pub async fn new(
         http: &AwsHttp,
         region: String,
@@ -184,7 +185,6 @@ impl Ecr {
         endpoint: Option<&str>,
         public: bool,
     ) -> Ecr {
-        let region = if public { PUBLIC_REGION.to_string() } else { region };
         let base: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .http_client(http.client())
